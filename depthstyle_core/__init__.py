@@ -1,0 +1,1 @@
+"""The DepthStyle library: models, Hub loading, depth, stylisation, losses. No ComfyUI imports."""

@@ -1,0 +1,29 @@
+"""Errors a user can act on. Each message says what was wrong and what to do."""
+
+
+class DepthStyleError(Exception):
+    """Base class of every error DepthStyle raises on purpose."""
+
+
+class ModelNotAvailableError(DepthStyleError, FileNotFoundError):
+    """A model file is neither on disk nor in the Hub cache and cannot be downloaded."""
+
+
+class HubAccessError(DepthStyleError):
+    """The Hub answered, but refused: unknown repository, revision or file, or a gated repository."""
+
+
+class CheckpointError(DepthStyleError, ValueError):
+    """A file exists but is not a usable checkpoint: corrupt, truncated, pickled, or the wrong model."""
+
+
+class InputImageError(DepthStyleError, ValueError):
+    """An input image or image folder cannot be used."""
+
+
+class TrainingError(DepthStyleError, RuntimeError):
+    """Training had to stop (for example a NaN loss). The last good checkpoint is kept."""
+
+
+class OperationCancelled(DepthStyleError):
+    """The caller asked to stop (``should_stop()`` returned True) before the work was done."""

@@ -1,0 +1,1 @@
+"""Plain-PyTorch network definitions."""

@@ -1,0 +1,1 @@
+"""Thin ComfyUI V3 adapters. The only package that imports ComfyUI."""

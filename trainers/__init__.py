@@ -1,0 +1,1 @@
+"""Training loops. They depend on depthstyle_core and never on ComfyUI."""
