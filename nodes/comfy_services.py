@@ -1,0 +1,107 @@
+"""ComfyUI services handed to the library as plain arguments and callbacks.
+
+The library never imports ComfyUI: it takes ``on_progress(done, total, preview)``, ``should_stop()``,
+devices and model folders. This module builds those from ComfyUI's progress bar, interrupt flag,
+model management and ``folder_paths``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import comfy.model_management as model_management
+import comfy.utils
+import folder_paths
+import torch
+from comfy.cli_args import args
+
+from ..depthstyle_core.images import tensor_to_pil
+
+DEPTH_FOLDER = "depthstyle_depth"
+STYLE_FOLDER = "depthstyle_styles"
+VGG_FOLDER = "depthstyle_vgg"
+MODEL_SUBFOLDERS = {DEPTH_FOLDER: "depth", STYLE_FOLDER: "styles", VGG_FOLDER: "vgg"}
+MODEL_EXTENSIONS = frozenset({".safetensors"})
+
+
+def register_model_folders() -> None:
+    """Add ``<models_dir>/depthstyle/{depth,styles,vgg}`` under our folder keys and list only safetensors.
+
+    Only adds: folders the user registered for these keys in ``extra_model_paths.yaml`` (loaded before
+    any pack) stay, and stay first, so they are searched first and downloads are pointed there.
+    """
+    for key, subfolder in MODEL_SUBFOLDERS.items():
+        default_folder = os.path.join(folder_paths.models_dir, "depthstyle", subfolder)
+        folder_paths.add_model_folder_path(key, default_folder)
+        paths, _ = folder_paths.folder_names_and_paths[key]
+        folder_paths.folder_names_and_paths[key] = (paths, set(MODEL_EXTENSIONS))
+
+
+def model_dirs(key: str) -> list[str]:
+    """Every folder registered for ``key``, in search order."""
+    return folder_paths.get_folder_paths(key)
+
+
+def model_files(key: str) -> list[str]:
+    """The model files in the folders of ``key`` (names relative to their folder), for a combo."""
+    return folder_paths.get_filename_list(key)
+
+
+def model_file_path(key: str, name: str) -> str:
+    """The full path of a file listed by ``model_files``; FileNotFoundError if it has gone."""
+    return folder_paths.get_full_path_or_raise(key, name)
+
+
+def output_device() -> torch.device:
+    """Where node outputs live: ComfyUI's intermediate device (the CPU unless ``--gpu-only``)."""
+    return model_management.intermediate_device()
+
+
+def offload_device() -> torch.device:
+    """Where a loaded model waits between runs."""
+    return model_management.unet_offload_device()
+
+
+@contextmanager
+def on_compute_device(module: torch.nn.Module) -> Iterator[torch.device]:
+    """Move ``module`` to ComfyUI's compute device for the block, then back to the offload device.
+
+    Memory is freed first so that ComfyUI can evict its own models to make room.
+    """
+    device = model_management.get_torch_device()
+    model_management.free_memory(model_management.module_size(module), device)
+    module.to(device)
+    try:
+        yield device
+    finally:
+        module.to(offload_device())
+        model_management.soft_empty_cache()
+
+
+def progress_callback() -> Callable[[int, int, torch.Tensor | None], None]:
+    """``on_progress(done, total, preview)`` that drives the node's progress bar.
+
+    Every call also checks Cancel: ComfyUI's progress hook raises its interrupt exception first.
+    ``preview`` is an RGB image ``[3,H,W]`` (or a batch, of which the first is shown) in 0..1.
+    """
+    bar = comfy.utils.ProgressBar(1)
+
+    def on_progress(done: int, total: int, preview: torch.Tensor | None = None) -> None:
+        shown = None
+        if preview is not None:
+            first = preview[0] if preview.ndim == 4 else preview
+            shown = ("JPEG", tensor_to_pil(first), args.preview_size)
+        bar.update_absolute(done, total, shown)
+
+    return on_progress
+
+
+def should_stop() -> bool:
+    """``should_stop()`` for the library: raises ComfyUI's interrupt exception after Cancel.
+
+    Raising (instead of returning True) lets ComfyUI report the run as interrupted, not failed.
+    """
+    model_management.throw_exception_if_processing_interrupted()
+    return False

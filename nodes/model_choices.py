@@ -1,0 +1,27 @@
+"""The choices of the depth model combo: permanent labels for the built-in models, then local files.
+
+Combo values are saved in workflows, so these labels are as permanent as node ids and input names.
+They name the licence because Base and Large may not be used commercially. No ComfyUI imports here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+BUILTIN_DEPTH_MODELS: dict[str, str] = {
+    "Depth-Anything-V2-Small (Apache-2.0)": "small",
+    "Depth-Anything-V2-Base (CC-BY-NC-4.0, non-commercial)": "base",
+    "Depth-Anything-V2-Large (CC-BY-NC-4.0, non-commercial)": "large",
+}
+DEFAULT_DEPTH_MODEL = "Depth-Anything-V2-Small (Apache-2.0)"
+
+
+def depth_model_choices(local_files: Iterable[str]) -> list[str]:
+    """The built-in labels (default first), then the local model files sorted by name."""
+    local = sorted(set(local_files) - BUILTIN_DEPTH_MODELS.keys())
+    return [*BUILTIN_DEPTH_MODELS, *local]
+
+
+def builtin_depth_model(choice: str) -> str | None:
+    """The library's key (``"small"``, ...) of a built-in label, or None for a local file name."""
+    return BUILTIN_DEPTH_MODELS.get(choice)

@@ -1,0 +1,189 @@
+"""Run a real ComfyUI for integration tests and talk to it over HTTP on 127.0.0.1.
+
+Nothing is written into the ComfyUI checkout: models, inputs, outputs, the user database and
+custom_nodes live in a temporary base directory (``--base-directory``). Every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+HOST = "127.0.0.1"
+FRONTEND_ONLY_NODES = frozenset({"Note", "MarkdownNote"})
+WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
+
+
+def comfyui_python(comfyui_dir: Path) -> str:
+    """The Python of ``$COMFYUI_DIR/.venv`` when there is one, else the one running the tests."""
+    venv = comfyui_dir / ".venv"
+    for candidate in (venv / "bin" / "python", venv / "Scripts" / "python.exe"):
+        if candidate.is_file():
+            return str(candidate)
+    return sys.executable
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+class ComfyUIServer:
+    """One ComfyUI process started from ``comfyui_dir`` with its data under ``base_dir``."""
+
+    def __init__(
+        self,
+        comfyui_dir: Path,
+        base_dir: Path,
+        *,
+        extra_model_paths: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.comfyui_dir = comfyui_dir
+        self.base_dir = base_dir
+        self.extra_model_paths = extra_model_paths
+        self.env = {**os.environ, **(env or {})}
+        self.port = free_port()
+        self.url = f"http://{HOST}:{self.port}"
+        self.log_path = base_dir / "comfyui.log"
+        self.process: subprocess.Popen | None = None
+
+    def command(self) -> list[str]:
+        """The command line: CPU only, loopback only, all data under the base directory."""
+        cmd = [comfyui_python(self.comfyui_dir), "main.py", "--cpu", "--disable-auto-launch"]
+        cmd += ["--listen", HOST, "--port", str(self.port), "--base-directory", str(self.base_dir)]
+        if self.extra_model_paths is not None:
+            cmd += ["--extra-model-paths-config", str(self.extra_model_paths)]
+        return cmd
+
+    def start(self, timeout: float) -> None:
+        """Start ComfyUI and wait until it answers; on failure stop it and raise with its log."""
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                self.command(), cwd=self.comfyui_dir, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited with code {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                self.get_json("/system_stats", timeout=2)
+                return
+            except (OSError, urllib.error.URLError):
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"ComfyUI did not answer within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 20) -> None:
+        """Terminate ComfyUI, killing it if it does not exit in ``timeout`` seconds."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=timeout)
+
+    def log_tail(self, chars: int = 6000) -> str:
+        """The end of ComfyUI's console output."""
+        if not self.log_path.is_file():
+            return "<no log>"
+        return self.log_path.read_text(encoding="utf-8", errors="replace")[-chars:]
+
+    def request(self, path: str, body: Any = None, timeout: float = 30) -> tuple[int, bytes]:
+        """GET (or POST ``body`` as JSON) ``path``; returns the status and the raw answer."""
+        data = None if body is None else json.dumps(body).encode()
+        headers = {} if body is None else {"Content-Type": "application/json"}
+        req = urllib.request.Request(self.url + path, data=data, headers=headers)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as answer:
+                return answer.status, answer.read()
+        except urllib.error.HTTPError as err:
+            return err.code, err.read()
+
+    def get_json(self, path: str, timeout: float = 30) -> Any:
+        """GET ``path`` and decode the JSON answer; any status but 200 raises."""
+        status, raw = self.request(path, timeout=timeout)
+        if status != 200:
+            raise RuntimeError(f"GET {path} answered {status}: {raw[:2000]!r}")
+        return json.loads(raw)
+
+    def queue_prompt(self, prompt: Mapping[str, Any]) -> str:
+        """POST an API-format graph to /prompt and return its prompt id; a rejected graph raises."""
+        status, raw = self.request("/prompt", {"prompt": prompt, "client_id": "depthstyle-tests"})
+        if status != 200:
+            raise RuntimeError(f"/prompt answered {status}: {raw.decode(errors='replace')}")
+        return json.loads(raw)["prompt_id"]
+
+    def wait_for_history(self, prompt_id: str, timeout: float) -> dict[str, Any]:
+        """Poll /history until the prompt has finished (successfully or not) and return its entry."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            entry = self.get_json(f"/history/{prompt_id}").get(prompt_id)
+            if entry is not None and entry.get("status", {}).get("completed") is not None:
+                return entry
+            time.sleep(0.25)
+        raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def wait_until_running(self, prompt_id: str, timeout: float) -> None:
+        """Poll /queue until ``prompt_id`` is the one executing."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            running = self.get_json("/queue")["queue_running"]
+            if any(item[1] == prompt_id for item in running):
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"prompt {prompt_id} did not start within {timeout:.0f} s")
+
+    def view(self, image: Mapping[str, str]) -> bytes:
+        """The bytes of an image that a history entry lists (``filename``, ``subfolder``, ``type``)."""
+        query = urllib.parse.urlencode({k: image[k] for k in ("filename", "subfolder", "type")})
+        status, raw = self.request(f"/view?{query}")
+        if status != 200:
+            raise RuntimeError(f"/view?{query} answered {status}")
+        return raw
+
+
+def ui_to_api(workflow: Mapping[str, Any], object_info: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Convert a UI-format workflow into the API-format graph ComfyUI would queue for it.
+
+    Widget values are stored by position; ``object_info``'s input order says which input each one
+    belongs to (combos with an upload button or a control-after-generate widget store one extra value).
+    Frontend-only nodes such as notes are dropped.
+    """
+    sources = {link[0]: (str(link[1]), link[2]) for link in workflow["links"]}
+    graph: dict[str, dict[str, Any]] = {}
+    for node in workflow["nodes"]:
+        if node["type"] in FRONTEND_ONLY_NODES:
+            continue
+        info = object_info[node["type"]]
+        links = [i for i in node.get("inputs", []) if i.get("link") is not None]
+        linked = {i["name"]: list(sources[i["link"]]) for i in links}
+        values = list(node.get("widgets_values", []))
+        inputs: dict[str, Any] = {}
+        for section in ("required", "optional"):
+            specs = info["input"].get(section, {})
+            for name in info["input_order"].get(section, []):
+                kind, options = specs[name][0], (specs[name][1] if len(specs[name]) > 1 else {})
+                if isinstance(kind, list) or kind in WIDGET_TYPES:
+                    value = values.pop(0) if values else None
+                    if options.get("image_upload") or options.get("control_after_generate"):
+                        values = values[1:]
+                    inputs[name] = linked.get(name, value)
+                elif name in linked:
+                    inputs[name] = linked[name]
+        graph[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
+    return graph
