@@ -1,0 +1,80 @@
+"""The ``depthstyle`` command line, run in-process through its real entry point."""
+
+import pytest
+import torch
+
+from depthstyle.cli import build_parser, main
+from depthstyle.depthstyle_core.images import load_image, save_image
+
+from .factories import write_depth_checkpoint
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert set(commands) >= {"depth"}
+    for name in commands:
+        assert name in out
+
+
+def test_depth_writes_grey_and_colour_maps_for_files_and_folders(tmp_path, capsys):
+    models = tmp_path / "models"
+    write_depth_checkpoint(models / "depth" / "tiny.safetensors", seed=3)
+    photos = tmp_path / "photos"
+    save_image(torch.rand(1, 3, 30, 45), photos / "a.png")
+    save_image(torch.rand(1, 3, 17, 23), photos / "nested" / "b.jpg")
+    out = tmp_path / "out"
+    code = main(
+        [
+            "--models-dir",
+            str(models),
+            "depth",
+            str(photos),
+            "-o",
+            str(out),
+            "--model",
+            "tiny.safetensors",
+            "--resolution",
+            "28",
+            "--colormap",
+        ]
+    )
+    assert code == 0
+    grey = load_image(out / "a_depth.png")
+    assert grey.shape == (1, 3, 30, 45)
+    assert torch.equal(grey[:, 0], grey[:, 1]) and float(grey.max()) == 1.0 and float(grey.min()) == 0.0
+    colour = load_image(out / "b_depth_color.png")
+    assert colour.shape == (1, 3, 17, 23) and not torch.equal(colour[:, 0], colour[:, 2])
+    assert "[2/2]" in capsys.readouterr().err
+
+
+def test_missing_model_offline_is_a_clean_error_naming_the_folder(tmp_path, capsys, monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    image = save_image(torch.rand(1, 3, 14, 14), tmp_path / "x.png")
+    code = main(
+        [
+            "--models-dir",
+            str(tmp_path / "models"),
+            "depth",
+            str(image),
+            "-o",
+            str(tmp_path / "o"),
+            "--model",
+            "base",
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "depthstyle depth: error:" in err
+    assert "Depth-Anything-V2-Base-hf" in err and str(tmp_path / "models" / "depth") in err
+
+
+def test_no_images_found_is_reported(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SystemExit, match="no images found"):
+        main(["depth", str(tmp_path / "empty"), "-o", str(tmp_path / "o")])
