@@ -12,13 +12,15 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
-from torch import nn
 
 from .errors import CheckpointError, ModelNotAvailableError
+
+if TYPE_CHECKING:  # torch is imported on first use, so that hub.py (file lookup) loads without it
+    import torch
+    from torch import nn
 
 PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin", ".pkl", ".pickle")
 SHOWN_KEYS = 8
@@ -114,6 +116,8 @@ def write_safetensors_atomic(
     The data goes to a temporary file in the same folder, is flushed to disk, then renamed over
     ``path``; on any failure the temporary file is removed. ``format: pt`` is added to the metadata.
     """
+    from safetensors.torch import save_file
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
