@@ -158,7 +158,9 @@ def processing_size(height: int, width: int, resolution: int) -> tuple[int, int]
 
 def _prepare(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Resize 0..1 RGB images to ``size`` and apply Depth Anything's ImageNet normalisation."""
-    resized = F.interpolate(images, size=size, mode="bicubic", align_corners=False, antialias=True)
+    resized = images
+    if tuple(images.shape[-2:]) != size:
+        resized = F.interpolate(images, size=size, mode="bicubic", align_corners=False, antialias=True)
     mean = images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = images.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
     return (resized - mean) / std
@@ -182,7 +184,8 @@ def _run_chunk(
             raw = depth_for_loss(model, chunk, resolution)
     else:
         raw = depth_for_loss(model, chunk, resolution)
-    raw = F.interpolate(raw, size=chunk.shape[-2:], mode="bilinear", align_corners=False)
+    if raw.shape[-2:] != chunk.shape[-2:]:
+        raw = F.interpolate(raw, size=chunk.shape[-2:], mode="bilinear", align_corners=False)
     return raw.clamp_min(0)
 
 
