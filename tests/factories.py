@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+from safetensors.torch import save_file
+
 from depthstyle.depthstyle_core.models.depth_anything import (
     DepthAnythingConfig,
     DepthAnythingV2,
     default_out_indices,
 )
-from safetensors.torch import save_file
 
 Layout = Literal["original", "hf"]
 

@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 import transformers
+from safetensors.torch import load_file
+
 from depthstyle.depthstyle_core.errors import CheckpointError
 from depthstyle.depthstyle_core.models.depth_anything import (
     DepthAnythingConfig,
@@ -17,7 +19,6 @@ from depthstyle.depthstyle_core.models.depth_anything import (
     default_out_indices,
     to_original_layout,
 )
-from safetensors.torch import load_file
 
 from .factories import random_depth_state_dict, tiny_depth_config, to_hub_layout, write_depth_checkpoint
 
