@@ -78,3 +78,36 @@ def test_no_images_found_is_reported(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="no images found"):
         main(["depth", str(tmp_path / "empty"), "-o", str(tmp_path / "o")])
+
+
+def test_stylize_with_a_saved_style_model_at_full_size(tmp_path):
+    from depthstyle.depthstyle_core.models.transformer_net import TransformerNet
+    from depthstyle.depthstyle_core.style_model import save_style_model
+
+    torch.manual_seed(0)
+    models = tmp_path / "models"
+    save_style_model(models / "styles" / "mosaic.safetensors", TransformerNet())
+    photo = save_image(torch.rand(1, 3, 21, 34), tmp_path / "p.png")
+    out = tmp_path / "out"
+    base = ["--models-dir", str(models), "stylize", str(photo), "--model", "mosaic.safetensors", "-o"]
+    assert main([*base, str(out)]) == 0
+    styled = load_image(out / "p_styled.png")
+    assert styled.shape == (1, 3, 21, 34)
+    assert float((styled - load_image(photo)).abs().mean()) > 0.01
+    assert main([*base, str(tmp_path / "weak"), "--strength", "0"]) == 0
+    assert torch.allclose(load_image(tmp_path / "weak" / "p_styled.png"), load_image(photo), atol=1 / 255)
+
+
+def test_convert_turns_a_community_pickle_into_a_loadable_style_model(tmp_path, capsys):
+    from depthstyle.depthstyle_core.models.transformer_net import TransformerNet
+    from depthstyle.depthstyle_core.style_model import load_style_model
+
+    net = TransformerNet()
+    torch.save(net.state_dict(), tmp_path / "candy.pth")
+    assert main(["convert", str(tmp_path / "candy.pth"), "-o", str(tmp_path / "candy.safetensors")]) == 0
+    loaded, metadata = load_style_model(tmp_path / "candy.safetensors")
+    assert metadata["architecture"] == "TransformerNet"
+    for key, value in net.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value)
+    assert main(["stylize", str(tmp_path / "x.png"), "--model", str(tmp_path / "candy.pth"), "-o", "o"]) == 2
+    assert "depthstyle convert" in capsys.readouterr().err
