@@ -1,0 +1,339 @@
+"""GPU benchmark suite: depth estimation, stylisation and training, written as JSON + Markdown.
+
+Random weights with the real architectures (speed does not depend on the values). Every timing is
+synchronised, best of a few repeats after warm-up; ratios compare runs made in this same process.
+
+Run on a CUDA machine (about 5 minutes on an H100):
+    python bench/gpu_suite.py --device cuda
+Check that it works on the CPU (tiny sizes, seconds):
+    python bench/gpu_suite.py --device cpu --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from depthstyle.depthstyle_core.depth import DepthEstimator, estimate_depth
+from depthstyle.depthstyle_core.models.depth_anything import (
+    DepthAnythingConfig,
+    DepthAnythingV2,
+    build_depth_anything,
+    to_original_layout,
+)
+from depthstyle.depthstyle_core.models.transformer_net import TransformerNet
+from depthstyle.depthstyle_core.models.vgg import VGG16Features
+from depthstyle.depthstyle_core.stylize import stylize
+from depthstyle.trainers.config import TrainConfig
+from depthstyle.trainers.feedforward import train_style
+
+RESULTS = Path(__file__).parent / "results"
+PRECISIONS = ("fp32", "fp16", "bf16")
+
+
+class Timer:
+    """Synchronised wall-clock timing on one device."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+
+    def sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def best(self, run: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+        """Fastest of ``repeats`` synchronised calls after ``warmup`` calls, in seconds."""
+        for _ in range(warmup):
+            run()
+        self.sync()
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run()
+            self.sync()
+            best = min(best, time.perf_counter() - start)
+        return best
+
+    def reset_peak(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+    def peak_gb(self) -> float | None:
+        if self.device.type != "cuda":
+            return None
+        return torch.cuda.max_memory_allocated(self.device) / 1e9
+
+
+def environment(device: torch.device) -> dict:
+    """GPU, driver, torch and the exact command, so the numbers can be reproduced."""
+    info = {
+        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "python": platform.python_version(),
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info["gpu"] = props.name
+        info["gpu_memory_gb"] = round(props.total_memory / 1e9, 1)
+        info["driver"] = _driver_version()
+    else:
+        info["cpu"] = platform.processor() or platform.machine()
+        info["threads"] = torch.get_num_threads()
+    return info
+
+
+def _driver_version() -> str:
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        return str(pynvml.nvmlSystemGetDriverVersion())
+    except Exception:
+        proc = Path("/proc/driver/nvidia/version")
+        return proc.read_text().split("\n")[0] if proc.exists() else "unknown"
+
+
+def _transformers_small():
+    from transformers import DepthAnythingConfig as HFConfig
+    from transformers import DepthAnythingForDepthEstimation
+
+    config = HFConfig(
+        backbone_config={
+            "model_type": "dinov2",
+            "hidden_size": 384,
+            "num_attention_heads": 6,
+            "image_size": 518,
+            "patch_size": 14,
+            "out_indices": [3, 6, 9, 12],
+            "reshape_hidden_states": False,
+        },
+        fusion_hidden_size=64,
+        head_hidden_size=32,
+        neck_hidden_sizes=[48, 96, 192, 384],
+        reassemble_hidden_size=384,
+        patch_size=14,
+    )
+    torch.manual_seed(0)
+    return DepthAnythingForDepthEstimation(config).eval()
+
+
+def bench_depth(device: torch.device, quick: bool, timer: Timer) -> list[dict]:
+    """Depth Anything V2 Small at 518 px: ours (end to end) and transformers (network only)."""
+    resolution = 56 if quick else 518
+    batches = (1, 2) if quick else (1, 8)
+    repeats = 1 if quick else 5
+    reference = _transformers_small().to(device)
+    ours = build_depth_anything(to_original_layout(reference.state_dict())).to(device).requires_grad_(False)
+    estimator = DepthEstimator(model=ours, name="Small", licence="-")
+    rows = []
+    with torch.inference_mode():
+        for precision in PRECISIONS:
+            if device.type == "cpu" and precision == "fp16":
+                continue
+            dtype = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[precision]
+            for batch in batches:
+                images = torch.rand(batch, 3, resolution, resolution, device=device)
+
+                def run_ours(images=images, precision=precision, batch=batch):
+                    estimate_depth(
+                        estimator, images, resolution=resolution, chunk_size=batch, precision=precision
+                    )
+
+                def run_reference(images=images, dtype=dtype):
+                    with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+                        reference(pixel_values=images).predicted_depth.float()
+
+                ours_s = timer.best(run_ours, repeats)
+                ref_s = timer.best(run_reference, repeats)
+                rows.append(
+                    {
+                        "precision": precision,
+                        "batch": batch,
+                        "ours_images_per_s": round(batch / ours_s, 2),
+                        "transformers_images_per_s": round(batch / ref_s, 2),
+                        "ratio": round(ref_s / ours_s, 3),
+                    }
+                )
+                print("depth", rows[-1], flush=True)
+    return rows
+
+
+def bench_stylize(device: torch.device, quick: bool, timer: Timer) -> list[dict]:
+    """Frames per second of ``stylize`` at 1080p and 4K: precision x channels_last x torch.compile."""
+    sizes = ((64, 96),) if quick else ((1080, 1920), (2160, 3840))
+    precisions = ("fp32",) if device.type == "cpu" else PRECISIONS
+    compile_options = (False,) if quick else (False, True)
+    repeats = 1 if quick else 5
+    rows = []
+    for height, width in sizes:
+        frame = torch.rand(1, 3, height, width, device=device)
+        for use_compile in compile_options:
+            for channels_last in (False, True):
+                torch.manual_seed(0)
+                net = TransformerNet().eval().to(device)
+                if channels_last:
+                    net = net.to(memory_format=torch.channels_last)
+                if use_compile:
+                    net.compile()
+                for precision in precisions:
+                    timer.reset_peak()
+                    try:
+                        with torch.inference_mode():
+                            seconds = timer.best(
+                                lambda net=net, precision=precision, frame=frame: stylize(
+                                    net, frame, precision=precision
+                                ),
+                                repeats,
+                                warmup=3 if use_compile else 1,
+                            )
+                        fps = round(1 / seconds, 2)
+                    except Exception as exc:  # one failing variant must not stop the suite
+                        fps = f"failed: {type(exc).__name__}: {exc}"[:200]
+                    rows.append(
+                        {
+                            "size": f"{width}x{height}",
+                            "precision": precision,
+                            "channels_last": channels_last,
+                            "compile": use_compile,
+                            "frames_per_s": fps,
+                            "peak_gb": timer.peak_gb(),
+                        }
+                    )
+                    print("stylize", rows[-1], flush=True)
+    return rows
+
+
+def _random_depth_model(config: DepthAnythingConfig) -> DepthAnythingV2:
+    """Default-initialised Depth Anything whose last bias keeps the final ReLU open, so the depth
+    loss is not identically zero (the trainer refuses to calibrate a zero loss)."""
+    model = DepthAnythingV2(config)
+    with torch.no_grad():
+        dict(model.named_parameters())["depth_head.scratch.output_conv2.2.bias"].fill_(1.0)
+    return model
+
+
+def bench_training(device: torch.device, quick: bool, timer: Timer, out_dir: Path) -> list[dict]:
+    """Iterations per second at 256 px, batch 4, with VGG-16 (and Depth Anything V2 Small) in the loss."""
+    warm, measured = (2, 3) if quick else (20, 200)
+    image_size = 64 if quick else 256
+    depth_config = DepthAnythingConfig.variant("small")
+    rows = []
+    for depth_weight in (5.0, 0.0):
+        torch.manual_seed(0)
+        vgg = VGG16Features()
+        depth_model = _random_depth_model(depth_config) if depth_weight else None
+        content = torch.rand(32, 3, image_size + 32, image_size + 32)
+        style = torch.rand(1, 3, image_size, image_size)
+        config = TrainConfig(
+            iterations=warm + measured,
+            batch_size=4,
+            image_size=image_size,
+            style_size=image_size,
+            depth_weight=depth_weight,
+            depth_resolution=56 if quick else 252,
+            checkpoint_every=10**9,
+            log_every=10**9,
+            preview_every=0,
+        )
+        marks: dict[int, float] = {}
+
+        def on_progress(step, total, preview, marks=marks):
+            if step in (warm, total):
+                timer.sync()
+                marks[step] = time.perf_counter()
+                if step == warm:
+                    timer.reset_peak()
+
+        train_style(
+            style,
+            content,
+            out_dir / f"bench_depth{depth_weight:g}.safetensors",
+            config=config,
+            vgg=vgg,
+            depth_model=depth_model,
+            device=device,
+            on_progress=on_progress,
+        )
+        seconds = marks[warm + measured] - marks[warm]
+        rows.append(
+            {
+                "depth_loss": bool(depth_weight),
+                "image_size": image_size,
+                "batch": 4,
+                "iterations_per_s": round(measured / seconds, 2),
+                "minutes_for_40k": round(40_000 / (measured / seconds) / 60, 1),
+                "peak_gb": timer.peak_gb(),
+            }
+        )
+        print("train", rows[-1], flush=True)
+    return rows
+
+
+def to_markdown(result: dict) -> str:
+    """The result as Markdown tables, one per section."""
+    lines = ["# GPU suite", "", "```", result["environment"]["command"], "```", ""]
+    lines += [f"- {k}: {v}" for k, v in result["environment"].items() if k != "command"]
+    for section in ("depth", "stylize", "training"):
+        rows = result.get(section)
+        lines += ["", f"## {section}", ""]
+        if not isinstance(rows, list) or not rows:
+            lines.append(f"not run: {rows}")
+            continue
+        keys = list(rows[0])
+        lines += ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+        lines += ["| " + " | ".join(str(row.get(k)) for k in keys) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the suite itself")
+    parser.add_argument("--sections", nargs="+", default=["depth", "stylize", "training"])
+    parser.add_argument("--output", type=Path, default=RESULTS, help="folder for the JSON and Markdown")
+    parser.add_argument("--tag", default="", help="suffix of the result files, e.g. 'before' or 'after'")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    timer = Timer(device)
+    torch.backends.cudnn.benchmark = True
+    result: dict = {"environment": environment(device)}
+    scratch = args.output / "scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    runners = {
+        "depth": lambda: bench_depth(device, args.quick, timer),
+        "stylize": lambda: bench_stylize(device, args.quick, timer),
+        "training": lambda: bench_training(device, args.quick, timer, scratch),
+    }
+    for section in args.sections:
+        start = time.perf_counter()
+        try:
+            result[section] = runners[section]()
+        except Exception:
+            result[section] = traceback.format_exc(limit=5)
+            print(result[section], flush=True)
+        print(f"{section}: {time.perf_counter() - start:.0f} s", flush=True)
+    for leftover in scratch.iterdir():
+        leftover.unlink()
+    scratch.rmdir()
+    suffix = f"_{args.tag}" if args.tag else ""
+    stem = f"gpu_suite_{device.type}{'_quick' if args.quick else ''}{suffix}"
+    (args.output / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.output / f"{stem}.md").write_text(to_markdown(result))
+    print(f"written to {args.output / stem}.json and .md")
+
+
+if __name__ == "__main__":
+    main()
