@@ -1,0 +1,400 @@
+"""Train a feed-forward style network (Johnson et al. 2016) with a depth loss (Liu et al. 2017).
+
+:func:`train_style` runs the loop: crops from a :class:`~.data.ContentSource`, Adam on a
+TransformerNet, the :class:`~.objective.StyleObjective`, checkpoints, loss log, previews, cancel and
+resume. On CUDA it uses bf16 autocast and channels-last; on the CPU plain fp32. The host is only
+synchronised at log and checkpoint steps: non-finite losses are accumulated on the device and
+checked there, and a checkpoint is never written from non-finite weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from ..depthstyle_core.checkpoint import load_state_dict_strict
+from ..depthstyle_core.depth import DepthEstimator
+from ..depthstyle_core.errors import InputImageError, TrainingError
+from ..depthstyle_core.images import save_image
+from ..depthstyle_core.models.depth_anything import DepthAnythingV2
+from ..depthstyle_core.models.transformer_net import TransformerNet
+from ..depthstyle_core.models.vgg import VGG16Features
+from ..depthstyle_core.style_model import save_style_model
+from .callbacks import LogCallback, PreviewCallback, ProgressCallback, StopCallback, TrainCallbacks
+from .config import TrainConfig
+from .data import BatchStream, ContentSource, CropSampler
+from .loss_curve import write_loss_curve
+from .loss_log import TERMS, LossLog
+from .objective import StyleObjective, prepare_style_image
+from .paths import TrainPaths
+from .state import TrainState, load_train_state, save_train_state
+
+_OPTIMIZER_FLAGS = ("foreach", "fused", "capturable", "differentiable")
+
+
+@dataclass
+class TrainResult:
+    """What a finished, stopped or already-complete run leaves behind."""
+
+    model_path: Path
+    steps_done: int
+    total_steps: int
+    stopped: bool
+    resumed_from: int | None
+    losses: dict[str, float]
+    records: list[dict[str, float]]
+    skipped_files: list[str]
+    seconds: float
+    paths: TrainPaths
+
+
+def _sha256(tensor: Tensor) -> str:
+    return hashlib.sha256(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).hexdigest()
+
+
+def _autograd_ready(module: nn.Module) -> nn.Module:
+    """``module`` itself, or a copy if it was built under ``torch.inference_mode`` (its tensors could
+    not take part in autograd). Frozen and in eval mode either way."""
+    if any(t.is_inference() for t in [*module.parameters(), *module.buffers()]):
+        module = copy.deepcopy(module)
+    return module.requires_grad_(False).eval()
+
+
+def _depth_network(
+    depth_model: DepthAnythingV2 | DepthEstimator | None,
+) -> tuple[DepthAnythingV2 | None, str]:
+    if depth_model is None:
+        return None, "none"
+    if isinstance(depth_model, DepthEstimator):
+        return depth_model.model, depth_model.name
+    config = getattr(depth_model, "config", None)
+    return depth_model, f"{type(depth_model).__name__}({config})" if config else type(depth_model).__name__
+
+
+def _as_source(content: ContentSource | Tensor | str | os.PathLike) -> ContentSource:
+    if isinstance(content, ContentSource):
+        return content
+    if isinstance(content, Tensor):
+        return ContentSource.from_tensor(content)
+    return ContentSource.from_folder(content)
+
+
+class _Run:
+    """One training run: the network, optimiser, objective and bookkeeping between checkpoints."""
+
+    def __init__(
+        self,
+        style_image: Tensor,
+        source: ContentSource,
+        paths: TrainPaths,
+        config: TrainConfig,
+        vgg: VGG16Features,
+        depth_model: DepthAnythingV2 | None,
+        depth_name: str,
+        device: torch.device,
+        callbacks: TrainCallbacks,
+        resume: bool,
+    ) -> None:
+        self.config, self.paths, self.device, self.callbacks = config, paths, device, callbacks
+        self.source = source
+        self.sampler = CropSampler(source, config.image_size, config.seed)
+        cuda = device.type == "cuda"
+        if config.precision == "bf16" and not cuda:
+            raise ValueError("bf16 training needs a CUDA device; use precision 'fp32' or 'auto' on the CPU")
+        use_bf16 = cuda and config.precision != "fp32" and torch.cuda.is_bf16_supported()
+        self.autocast = (
+            (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
+        )
+        self.memory_format = torch.channels_last if cuda else torch.contiguous_format
+        self.info = {
+            "config": config.to_dict(),
+            "style_sha256": _sha256(style_image),
+            "content_fingerprint": source.fingerprint(),
+            "content": source.description,
+            "depth_model": depth_name if config.depth_weight > 0 else "none",
+        }
+        vgg = _autograd_ready(vgg).to(device, memory_format=self.memory_format)
+        depth = (
+            _autograd_ready(depth_model).to(device)
+            if depth_model is not None and config.depth_weight > 0
+            else None
+        )
+        state = self._load_state() if resume else None
+        self.resumed_from = state.step if state else None
+        self.step = state.step if state else 0
+        self.saved_step = self.step if state else None
+        self.log = LossLog.load(paths.log_json) if state else LossLog()
+        self.log.truncate(self.step)
+        style = prepare_style_image(style_image, config.style_size).to(device)
+        self.objective = StyleObjective(
+            vgg,
+            style,
+            config.loss_weights(),
+            depth_model=depth,
+            depth_loss_mode=config.depth_loss,
+            depth_resolution=config.depth_resolution,
+            magnitudes=state.info.get("magnitudes") if state else None,
+        )
+        self.net = self._build_net(state)
+        self.optimizer = self._build_optimizer(state)
+        self.preview_image = self._preview_source() if config.preview_every else None
+        self.sums = torch.zeros(len(TERMS), device=device)
+        self.finite = torch.ones((), dtype=torch.bool, device=device)
+        self.window_start, self.window_time = self.step, time.perf_counter()
+        self.seconds_before = self.log.seconds
+        self.run_start = time.perf_counter()
+
+    def _load_state(self) -> TrainState | None:
+        if not self.paths.state.is_file():
+            return None
+        state = load_train_state(self.paths.state)
+        saved = TrainConfig.from_dict(state.info.get("config", {}))
+        problems = saved.differences(self.config)
+        for key, what in (
+            ("style_sha256", "the style image"),
+            ("content_fingerprint", "the content images"),
+            ("depth_model", "the depth model"),
+        ):
+            if state.info.get(key) != self.info[key]:
+                problems.append(f"{what} changed ({state.info.get(key)!s:.24} -> {self.info[key]!s:.24})")
+        if problems:
+            raise TrainingError(
+                f"cannot resume from {self.paths.state}: "
+                + "; ".join(problems)
+                + ". Resume with the same settings and images, or train without resume to start over."
+            )
+        return state
+
+    def _preview_source(self) -> Tensor:
+        """The first content image that decodes, shorter side ``image_size``, on the device."""
+        for index in range(len(self.source)):
+            try:
+                return self.source.load_resized(index, self.config.image_size).unsqueeze(0).to(self.device)
+            except InputImageError:
+                self.sampler.failed.add(self.source.name(index))
+        raise InputImageError(f"none of the content images could be decoded ({self.source.description})")
+
+    def _build_net(self, state: TrainState | None) -> TransformerNet:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            net = TransformerNet(self.config.net_config)
+        if state is not None:
+            load_state_dict_strict(net, state.net, what="the style network", source=str(self.paths.state))
+        return net.to(self.device, memory_format=self.memory_format).train()
+
+    def _build_optimizer(self, state: TrainState | None) -> torch.optim.Adam:
+        optimizer = torch.optim.Adam(self.net.parameters(), lr=self.config.lr)
+        if state is not None:
+            for saved, fresh in zip(state.optimizer["param_groups"], optimizer.param_groups, strict=True):
+                saved.update({flag: fresh[flag] for flag in _OPTIMIZER_FLAGS if flag in fresh})
+            optimizer.load_state_dict(state.optimizer)
+        return optimizer
+
+    def train_step(self, batch: Tensor) -> None:
+        """One optimiser step on ``batch``; nothing here waits for the device."""
+        batch = batch.contiguous(memory_format=self.memory_format)
+        if self.objective.needs_calibration:
+            with torch.no_grad(), self.autocast():
+                self.objective.calibrate(self.net(batch), batch)
+        with self.autocast():
+            stylised = self.net(batch)
+            total, weighted = self.objective(stylised, batch)
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        self.optimizer.step()
+        self.step += 1
+        values = [total.detach()] + [
+            weighted[t] if t in weighted else torch.zeros_like(total) for t in TERMS[1:]
+        ]
+        self.sums += torch.stack(values).float()
+        self.finite &= torch.isfinite(total.detach())
+
+    def check_finite(self) -> None:
+        """Raise :class:`TrainingError` if any loss since the start, or any weight, is not finite."""
+        weights_ok = torch.stack([p.isfinite().all() for p in self.net.parameters()]).all()
+        if bool(self.finite) and bool(weights_ok):
+            return
+        kept = (
+            f"The last good checkpoint (step {self.saved_step}) is kept unchanged: {self.paths.model}"
+            if self.saved_step is not None
+            else "No checkpoint had been written yet."
+        )
+        raise TrainingError(
+            f"the training loss became NaN or infinite between step {self.window_start} and step "
+            f"{self.step}. {kept} Lower the learning rate or check the content images, then resume "
+            "or restart."
+        )
+
+    def write_log_record(self) -> None:
+        """Average the losses since the last record, check them, append a record and tell the host."""
+        if self.step == self.window_start:
+            return
+        self.check_finite()
+        count = self.step - self.window_start
+        averages = (self.sums / count).tolist()
+        now = time.perf_counter()
+        record = self.log.add(
+            self.step,
+            dict(zip(TERMS, averages, strict=True)),
+            seconds=self.seconds_before + now - self.run_start,
+            steps_per_second=count / max(now - self.window_time, 1e-9),
+        )
+        self.sums.zero_()
+        self.window_start, self.window_time = self.step, now
+        self.callbacks.log(record)
+
+    def checkpoint(self) -> None:
+        """Write state, style model, loss log and curve for the current step (weights must be finite)."""
+        self.write_log_record()
+        self.check_finite()
+        info = {**self.info, "magnitudes": self.objective.balancer.magnitudes, "seconds": self.log.seconds}
+        state = TrainState(self.step, self.net.state_dict(), self.optimizer.state_dict(), info)
+        save_train_state(self.paths.state, state)
+        config = self.config
+        save_style_model(
+            self.paths.model,
+            self.net,
+            extra_metadata={
+                "train.step": str(self.step),
+                "train.iterations": str(config.iterations),
+                "train.complete": "true" if self.step >= config.iterations else "false",
+                "train.config": json.dumps(config.to_dict(), sort_keys=True),
+                "train.style_sha256": self.info["style_sha256"],
+                "train.depth_model": self.info["depth_model"],
+                "train.content": self.info["content"],
+                "train.loss": json.dumps(self.log.records[-1] if self.log.records else {}),
+            },
+        )
+        self.log.write_json(
+            self.paths.log_json, {k: v for k, v in info.items() if k != "content_fingerprint"}
+        )
+        self.log.write_csv(self.paths.log_csv)
+        write_loss_curve(self.log.records, self.paths.loss_curve)
+        self.saved_step = self.step
+
+    def preview(self) -> Tensor:
+        """The fixed preview image stylised by the current network, ``[1,3,H,W]`` 0..1 on the CPU."""
+        self.net.eval()
+        with torch.no_grad(), self.autocast():
+            image = self.net(self.preview_image.contiguous(memory_format=self.memory_format))
+        self.net.train()
+        image = image.float().clamp(0, 1).cpu()
+        save_image(image, self.paths.preview)
+        return image
+
+    def result(self, stopped: bool) -> TrainResult:
+        last = self.log.records[-1] if self.log.records else {}
+        return TrainResult(
+            model_path=self.paths.model,
+            steps_done=self.step,
+            total_steps=self.config.iterations,
+            stopped=stopped,
+            resumed_from=self.resumed_from,
+            losses={t: last[t] for t in TERMS if t in last},
+            records=list(self.log.records),
+            skipped_files=sorted({str(p) for p in self.source.skipped} | self.sampler.failed),
+            seconds=self.log.seconds,
+            paths=self.paths,
+        )
+
+    def run(self) -> TrainResult:
+        """Train until ``iterations`` or until the host stops us; checkpoint on the way out."""
+        config = self.config
+        threads = (
+            config.loader_threads
+            if config.loader_threads is not None
+            else (4 if self.device.type == "cuda" else 1)
+        )
+        stopped = False
+        with BatchStream(
+            self.sampler, config.batch_size, start_step=self.step, workers=threads, device=self.device
+        ) as stream:
+            try:
+                while self.step < config.iterations:
+                    if self.callbacks.stop_requested():
+                        stopped = True
+                        break
+                    self.train_step(next(stream))
+                    if self.step % config.log_every == 0:
+                        self.write_log_record()
+                    if self.step % config.checkpoint_every == 0 or self.step == config.iterations:
+                        self.checkpoint()
+                    due = config.preview_every and (
+                        self.step % config.preview_every == 0 or self.step == config.iterations
+                    )
+                    self.callbacks.progress(self.step, config.iterations, self.preview() if due else None)
+            except TrainingError:
+                raise
+            except BaseException as exc:
+                self._save_on_the_way_out(exc)
+                raise
+        if self.step not in (0, self.saved_step):
+            self.checkpoint()
+        return self.result(stopped)
+
+    def _save_on_the_way_out(self, exc: BaseException) -> None:
+        """Checkpoint after an exception (e.g. the host's interrupt) unless nothing changed or the
+        weights are no longer good; a failure to save is attached to ``exc`` as a note."""
+        if self.step in (0, self.saved_step):
+            return
+        try:
+            self.checkpoint()
+        except Exception as save_error:  # the original exception matters more
+            exc.add_note(f"DepthStyle could not save a checkpoint at step {self.step}: {save_error}")
+
+
+def train_style(
+    style_image: Tensor,
+    content: ContentSource | Tensor | str | os.PathLike,
+    out_path: str | os.PathLike,
+    *,
+    config: TrainConfig | None = None,
+    vgg: VGG16Features,
+    depth_model: DepthAnythingV2 | DepthEstimator | None = None,
+    device: torch.device | str = "cpu",
+    resume: bool = False,
+    on_progress: ProgressCallback | None = None,
+    on_preview: PreviewCallback | None = None,
+    on_log: LogCallback | None = None,
+    should_stop: StopCallback | None = None,
+) -> TrainResult:
+    """Train a style network for ``style_image`` (``[1,C,H,W]`` 0..1) on ``content`` and write it to
+    ``out_path`` (a ``.safetensors`` style model, loadable with ``load_style_model``).
+
+    ``content``: a :class:`ContentSource`, an image batch ``[N,C,H,W]`` or a folder path. ``vgg``: the
+    loss network (``load_vgg16()``). ``depth_model``: a Depth Anything network or the estimator from
+    ``load_depth_model``; needed only when ``config.depth_weight > 0``. Both are frozen, moved to
+    ``device`` and switched to eval mode. ``resume``: continue from ``<name>.state.safetensors`` if it
+    exists (same settings required), else start fresh; without ``resume`` an existing run's files are
+    overwritten from the first checkpoint on.
+
+    Raises :class:`TrainingError` when the loss becomes NaN/inf (the last checkpoint is kept) or the
+    saved run cannot be resumed; exceptions from the callbacks propagate after a checkpoint.
+    """
+    config = config or TrainConfig()
+    device = torch.device(device)
+    network, depth_name = _depth_network(depth_model)
+    if config.depth_weight > 0 and network is None:
+        raise ValueError(
+            f"depth_weight is {config.depth_weight} but no depth model was given: pass "
+            "depth_model=load_depth_model(...), or set depth_weight=0 to train without the depth loss"
+        )
+    paths = TrainPaths.for_model(out_path)
+    callbacks = TrainCallbacks(on_progress, on_preview, on_log, should_stop)
+    with torch.inference_mode(False), torch.enable_grad():
+        source = _as_source(content.clone() if isinstance(content, Tensor) else content)
+        run = _Run(
+            style_image.clone(), source, paths, config, vgg, network, depth_name, device, callbacks, resume
+        )
+        if run.step >= config.iterations:
+            return run.result(stopped=False)
+        return run.run()
