@@ -115,23 +115,22 @@ def write_safetensors_atomic(
 
     The data goes to a temporary file in the same folder, is flushed to disk, then renamed over
     ``path``; on any failure the temporary file is removed. ``format: pt`` is added to the metadata.
+    The file gets the usual permissions (umask), unlike ``safetensors.save_file``'s private 0600.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        save_file(
+        data = save(
             {key: tensor.detach().contiguous() for key, tensor in tensors.items()},
-            str(tmp),
             metadata={"format": "pt", **(metadata or {})},
         )
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        with open(tmp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -285,3 +285,14 @@ def test_strict_load_points_out_an_extra_key_prefix():
     state = {f"module.{k}": v for k, v in Tiny().state_dict().items()}
     with pytest.raises(CheckpointError, match="extra prefix 'module.'"):
         load_state_dict_strict(Tiny(), state, what="a tiny net", source="ddp.safetensors")
+
+
+def test_atomic_write_gives_the_usual_permissions(tmp_path):
+    import stat
+
+    mask = os.umask(0o022)
+    try:
+        path = write_safetensors_atomic(tmp_path / "perm.safetensors", {"w": torch.zeros(2)})
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
