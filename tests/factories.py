@@ -130,3 +130,22 @@ def write_depth_checkpoint(
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.to(dtype).contiguous() for k, v in state.items()}, str(path), metadata={"format": "pt"})
     return path
+
+
+def write_vgg_checkpoint(path: str | os.PathLike, *, seed: int = 0) -> Path:
+    """Random He-scaled VGG-16 ``features.*`` weights (up to conv4_3) under the timm file's key names."""
+    from depthstyle.depthstyle_core.models.vgg import VGG16Features
+
+    gen = torch.Generator().manual_seed(seed)
+    tensors = {}
+    for name, value in VGG16Features().state_dict().items():
+        if name.endswith("weight"):
+            tensors[name] = torch.randn(value.shape, generator=gen) * math.sqrt(
+                2.0 / math.prod(value.shape[1:])
+            )
+        else:
+            tensors[name] = 0.01 * torch.randn(value.shape, generator=gen)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(path), metadata={"format": "pt"})
+    return path

@@ -111,3 +111,51 @@ def test_convert_turns_a_community_pickle_into_a_loadable_style_model(tmp_path, 
         assert torch.equal(loaded.state_dict()[key], value)
     assert main(["stylize", str(tmp_path / "x.png"), "--model", str(tmp_path / "candy.pth"), "-o", "o"]) == 2
     assert "depthstyle convert" in capsys.readouterr().err
+
+
+def test_train_then_resume_then_stylize_from_the_command_line(tmp_path, capsys):
+    from depthstyle.depthstyle_core.style_model import load_style_model
+
+    from .factories import write_vgg_checkpoint
+
+    models = tmp_path / "models"
+    write_vgg_checkpoint(models / "vgg" / "vgg16.tv_in1k.safetensors")
+    write_depth_checkpoint(models / "depth" / "tiny.safetensors", seed=2)
+    photos = tmp_path / "photos"
+    for index in range(3):
+        save_image(torch.rand(1, 3, 40, 52), photos / f"p{index}.png")
+    (photos / "notes.txt").write_text("not an image")
+    style = save_image(torch.rand(1, 3, 36, 36), tmp_path / "style.png")
+    out = tmp_path / "styles" / "mine.safetensors"
+    train = [
+        "--models-dir",
+        str(models),
+        "train",
+        "--style",
+        str(style),
+        "--content-dir",
+        str(photos),
+        "-o",
+        str(out),
+        "--batch-size",
+        "2",
+        "--image-size",
+        "32",
+        "--style-size",
+        "32",
+        "--depth-model",
+        "tiny.safetensors",
+        "--checkpoint-every",
+        "2",
+    ]
+    assert main([*train, "--iterations", "2"]) == 0
+    _, metadata = load_style_model(out)
+    assert metadata["train.step"] == "2"
+    assert main([*train, "--iterations", "3", "--resume"]) == 0
+    err = capsys.readouterr().err
+    assert "3/3" in err and "mine.loss.png" in err
+    _, metadata = load_style_model(out)
+    assert metadata["train.step"] == "3" and metadata["train.complete"] == "true"
+    assert out.with_name("mine.loss.png").is_file()
+    assert main(["stylize", str(photos / "p0.png"), "--model", str(out), "-o", str(tmp_path / "o")]) == 0
+    assert load_image(tmp_path / "o" / "p0_styled.png").shape == (1, 3, 40, 52)
