@@ -223,9 +223,12 @@ def _random_depth_model(config: DepthAnythingConfig) -> DepthAnythingV2:
     return model
 
 
-def bench_training(device: torch.device, quick: bool, timer: Timer, out_dir: Path) -> list[dict]:
-    """Iterations per second at 256 px, batch 4, with VGG-16 (and Depth Anything V2 Small) in the loss."""
-    warm, measured = (2, 3) if quick else (20, 200)
+def bench_training(
+    device: torch.device, quick: bool, timer: Timer, out_dir: Path, steps: tuple[int, int] | None
+) -> list[dict]:
+    """Iterations per second at 256 px, batch 4, with VGG-16 (and Depth Anything V2 Small) in the loss.
+    ``steps``: (warm-up, measured) steps; default (20, 200), or (2, 3) with ``quick``."""
+    warm, measured = steps or ((2, 3) if quick else (20, 200))
     image_size = 64 if quick else 256
     depth_config = DepthAnythingConfig.variant("small")
     rows = []
@@ -305,6 +308,9 @@ def main() -> None:
     parser.add_argument("--sections", nargs="+", default=["depth", "stylize", "training"])
     parser.add_argument("--output", type=Path, default=RESULTS, help="folder for the JSON and Markdown")
     parser.add_argument("--tag", default="", help="suffix of the result files, e.g. 'before' or 'after'")
+    parser.add_argument(
+        "--train-steps", type=int, nargs=2, metavar=("WARMUP", "MEASURED"), help="training steps to time"
+    )
     args = parser.parse_args()
     device = torch.device(args.device)
     timer = Timer(device)
@@ -315,7 +321,7 @@ def main() -> None:
     runners = {
         "depth": lambda: bench_depth(device, args.quick, timer),
         "stylize": lambda: bench_stylize(device, args.quick, timer),
-        "training": lambda: bench_training(device, args.quick, timer, scratch),
+        "training": lambda: bench_training(device, args.quick, timer, scratch, args.train_steps),
     }
     for section in args.sections:
         start = time.perf_counter()
