@@ -200,7 +200,8 @@ class _HubLookup:
         cache = Path(self.cache_dir or constants.HF_HUB_CACHE)
         if self.model_dirs:
             folder = Path(self.model_dirs[0])
-            where = f"{folder} or the Hugging Face cache ({cache})"
+            searched = ", ".join(str(Path(d)) for d in self.model_dirs)
+            where = f"{searched} or the Hugging Face cache ({cache})"
             put = f"save it as {folder / hub_file.local_filename}"
         else:
             where = f"the Hugging Face cache ({cache})"
