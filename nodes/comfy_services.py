@@ -54,6 +54,27 @@ def model_file_path(key: str, name: str) -> str:
     return folder_paths.get_full_path_or_raise(key, name)
 
 
+def model_file_fingerprint(key: str, name: str) -> tuple[str, int, int] | None:
+    """(path, mtime_ns, size) of a listed model file, None if it is missing: changes when the file is
+    rewritten (a style trained again under the same name), so ComfyUI reloads it instead of caching."""
+    path = folder_paths.get_full_path(key, name)
+    if path is None:
+        return None
+    stat = os.stat(path)
+    return path, stat.st_mtime_ns, stat.st_size
+
+
+def save_folder(key: str) -> str:
+    """The folder new files of ``key`` are written to: the first registered one (a folder from
+    ``extra_model_paths.yaml`` if the user set one, else ``models/depthstyle/...``)."""
+    return model_dirs(key)[0]
+
+
+def input_directory() -> str:
+    """ComfyUI's input folder (where LoadImage finds its files)."""
+    return folder_paths.get_input_directory()
+
+
 def output_device() -> torch.device:
     """Where node outputs live: ComfyUI's intermediate device (the CPU unless ``--gpu-only``)."""
     return model_management.intermediate_device()
@@ -65,18 +86,33 @@ def offload_device() -> torch.device:
 
 
 @contextmanager
-def on_compute_device(module: torch.nn.Module) -> Iterator[torch.device]:
+def on_compute_device(module: torch.nn.Module, memory_required: int = 0) -> Iterator[torch.device]:
     """Move ``module`` to ComfyUI's compute device for the block, then back to the offload device.
 
-    Memory is freed first so that ComfyUI can evict its own models to make room.
+    Memory for the module plus ``memory_required`` bytes (the work's own estimate) is freed first, so
+    that ComfyUI can evict its own models to make room.
     """
     device = model_management.get_torch_device()
-    model_management.free_memory(model_management.module_size(module), device)
+    model_management.free_memory(model_management.module_size(module) + int(memory_required), device)
     module.to(device)
     try:
         yield device
     finally:
         module.to(offload_device())
+        model_management.soft_empty_cache()
+
+
+@contextmanager
+def training_device() -> Iterator[torch.device]:
+    """ComfyUI's compute device with every model ComfyUI manages unloaded first: training needs all the
+    memory it can get (core's own trainer evicts everything too). The cache is emptied afterwards,
+    also after Cancel or an error, so the loss networks' copies do not stay in VRAM."""
+    device = model_management.get_torch_device()
+    model_management.unload_all_models()
+    model_management.soft_empty_cache()
+    try:
+        yield device
+    finally:
         model_management.soft_empty_cache()
 
 

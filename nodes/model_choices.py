@@ -1,12 +1,15 @@
-"""The choices of the depth model combo: permanent labels for the built-in models, then local files.
+"""The choices of the model combos: permanent labels for the built-in models, then local files.
 
 Combo values are saved in workflows, so these labels are as permanent as node ids and input names.
-They name the licence because Base and Large may not be used commercially. No ComfyUI imports here.
+The depth labels name the licence because Base and Large may not be used commercially. No ComfyUI
+imports here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+
+from ..trainers.paths import STATE_SUFFIX
 
 BUILTIN_DEPTH_MODELS: dict[str, str] = {
     "Depth-Anything-V2-Small (Apache-2.0)": "small",
@@ -25,3 +28,18 @@ def depth_model_choices(local_files: Iterable[str]) -> list[str]:
 def builtin_depth_model(choice: str) -> str | None:
     """The library's key (``"small"``, ...) of a built-in label, or None for a local file name."""
     return BUILTIN_DEPTH_MODELS.get(choice)
+
+
+# The style loader's choice for "no local file: load hub_repo_id". Always offered, so a workflow that
+# loads from the Hub validates on any machine, whatever style files it has.
+HUB_STYLE_CHOICE = "(from hub_repo_id)"
+
+
+def style_model_choices(local_files: Iterable[str]) -> list[str]:
+    """The style model files sorted by name, then :data:`HUB_STYLE_CHOICE`.
+
+    Training-state files (``<name>.state.safetensors``, written beside each trained style for resuming)
+    are left out: they are not style models.
+    """
+    styles = sorted({name for name in local_files if not name.endswith(STATE_SUFFIX)} - {HUB_STYLE_CHOICE})
+    return [*styles, HUB_STYLE_CHOICE]

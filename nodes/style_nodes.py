@@ -1,0 +1,531 @@
+"""Style nodes: load a style model, stylise images with it, train a new style from a node.
+
+Node ids, input names and combo values are permanent once released: saved workflows refer to them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from comfy_api.v0_0_2 import io, ui
+
+from ..depthstyle_core.depth import DepthEstimator
+from ..depthstyle_core.errors import InputImageError, ModelNotAvailableError
+from ..depthstyle_core.hub import HubFile
+from ..depthstyle_core.images import bchw_to_comfy, comfy_to_bchw, load_image, pil_to_tensor
+from ..depthstyle_core.model_paths import safe_model_path
+from ..depthstyle_core.models.transformer_net import TransformerNet
+from ..depthstyle_core.models.vgg import VGG16_HUB, load_vgg16
+from ..depthstyle_core.style_model import load_style_model
+from ..depthstyle_core.stylize import DEFAULT_OVERLAP, MIN_TILE_MARGIN, PRECISIONS, stylize
+from ..trainers import ContentSource, TrainConfig, TrainResult, train_style
+from ..trainers.loss_curve import draw_loss_curve
+from .comfy_services import (
+    STYLE_FOLDER,
+    VGG_FOLDER,
+    input_directory,
+    model_dirs,
+    model_file_fingerprint,
+    model_file_path,
+    model_files,
+    offload_device,
+    on_compute_device,
+    output_device,
+    progress_callback,
+    save_folder,
+    should_stop,
+    training_device,
+)
+from .depth_nodes import DepthModelType
+from .model_choices import HUB_STYLE_CHOICE, style_model_choices
+
+StyleModelType = io.Custom("DEPTHSTYLE_STYLE_MODEL")
+
+log = logging.getLogger("depthstyle")
+
+SMALLEST_TILE = DEFAULT_OVERLAP + MIN_TILE_MARGIN  # stylize refuses smaller tiles (the overlap eats them)
+BYTES_PER_PIXEL = 512  # TransformerNet activations per input pixel in fp32, with headroom
+CHUNK = 4  # images stylize runs at once (its default chunk_size)
+DEFAULTS = TrainConfig()
+
+
+def _to_image(images: torch.Tensor) -> torch.Tensor:
+    """``[B,3,H,W]`` 0..1 -> ComfyUI IMAGE, float32 on the intermediate device."""
+    return bchw_to_comfy(images, output_device())
+
+
+class StyleModelLoader(io.ComfyNode):
+    """Loads a style model: a .safetensors file from the style folders, or a file on the Hugging Face Hub."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        choices = style_model_choices(model_files(STYLE_FOLDER))
+        return io.Schema(
+            node_id="DepthStyle_StyleModelLoader",
+            display_name="DepthStyle Style Model Loader",
+            category="DepthStyle/style",
+            description=(
+                "Loads a trained style network (.safetensors) from models/depthstyle/styles (and folders "
+                "added for depthstyle_styles in extra_model_paths.yaml). Styles trained with DepthStyle "
+                "Train Style are saved there; community fast_neural_style models work once converted "
+                "with `depthstyle convert`. Set hub_repo_id to load from the Hugging Face Hub instead."
+            ),
+            inputs=[
+                io.Combo.Input(
+                    "model",
+                    options=choices,
+                    default=choices[0],
+                    tooltip="A style model file. Ignored when hub_repo_id is set. Press R (refresh) after "
+                    "training or copying in a new model.",
+                ),
+                io.String.Input(
+                    "hub_repo_id",
+                    default="",
+                    optional=True,
+                    tooltip="Load from the Hugging Face Hub instead, e.g. user/my-styles. When set it wins "
+                    "over 'model'. Empty: use 'model'.",
+                ),
+                io.String.Input(
+                    "hub_filename",
+                    default="",
+                    optional=True,
+                    tooltip="The .safetensors file in hub_repo_id, e.g. candy.safetensors (may include a "
+                    "folder). Only used with hub_repo_id.",
+                ),
+                io.String.Input(
+                    "hub_revision",
+                    default="main",
+                    optional=True,
+                    tooltip="Which version of the file. A full 40-character commit id pins it exactly: the "
+                    "same weights forever, loaded from the Hub cache without asking the network once "
+                    "downloaded (best for shared workflows). A branch or tag such as 'main' takes its newest "
+                    "commit at the first download and is not refreshed afterwards.",
+                ),
+            ],
+            outputs=[StyleModelType.Output("style_model", display_name="style_model")],
+        )
+
+    @classmethod
+    def fingerprint_inputs(
+        cls, model: str, hub_repo_id: str = "", hub_filename: str = "", hub_revision: str = "main"
+    ) -> object:
+        if hub_repo_id.strip():
+            return hub_repo_id, hub_filename, hub_revision
+        return model_file_fingerprint(STYLE_FOLDER, model)
+
+    @classmethod
+    def execute(
+        cls, model: str, hub_repo_id: str = "", hub_filename: str = "", hub_revision: str = "main"
+    ) -> io.NodeOutput:
+        net = _load_style(model, hub_repo_id.strip(), hub_filename.strip(), hub_revision.strip())
+        return io.NodeOutput(net.to(offload_device()))
+
+
+def _load_style(model: str, repo_id: str, filename: str, revision: str) -> TransformerNet:
+    """The style network named by the loader's inputs: the Hub reference if given, else the file."""
+    folders = ", ".join(model_dirs(STYLE_FOLDER))
+    if not repo_id:
+        if model == HUB_STYLE_CHOICE:
+            raise ModelNotAvailableError(
+                f"No style model chosen: put .safetensors style models into {folders} and pick one in "
+                "'model' (refresh the page after adding files), or set hub_repo_id and hub_filename."
+            )
+        return load_style_model(model_file_path(STYLE_FOLDER, model))[0]
+    if not filename:
+        raise ValueError(f"hub_filename is empty: name the .safetensors file to load from {repo_id}")
+    try:
+        # No model folders here: a local file of the same name must not replace the pinned Hub file.
+        return load_style_model(HubFile(repo_id, filename, revision or "main"))[0]
+    except ModelNotAvailableError as err:
+        raise ModelNotAvailableError(
+            f"{err}\nOr save the file into {folders}, choose it in 'model' and clear hub_repo_id."
+        ) from err
+
+
+class Stylize(io.ComfyNode):
+    """Applies a style model to images: same size out as in, with strength and colour preservation."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DepthStyle_Stylize",
+            display_name="DepthStyle Stylize",
+            category="DepthStyle/style",
+            description=(
+                "Stylises each image with a trained style network in one pass. The output has the input's "
+                "size; large images are split into overlapping tiles that join without seams."
+            ),
+            inputs=[
+                io.Image.Input("image"),
+                StyleModelType.Input("style_model"),
+                io.Float.Input(
+                    "strength",
+                    default=1.0,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="Blend between the input (0) and the fully stylised image (1).",
+                ),
+                io.Boolean.Input(
+                    "preserve_color",
+                    default=False,
+                    tooltip="Keep the input's colours and take only the brightness pattern from the style.",
+                ),
+                io.Int.Input(
+                    "tile_size",
+                    default=0,
+                    min=0,
+                    max=16384,
+                    step=8,
+                    tooltip="0: whole images, split into tiles only if the GPU runs out of memory. Otherwise "
+                    f"the tile side in pixels (at least {SMALLEST_TILE}); tiles give the same result as "
+                    "whole images, they only bound memory.",
+                ),
+                io.Combo.Input(
+                    "precision",
+                    options=list(PRECISIONS),
+                    default="fp32",
+                    optional=True,
+                    tooltip="fp16/bf16 are faster on a GPU (a tile that overflows is redone in fp32). The "
+                    "CPU always uses fp32.",
+                ),
+            ],
+            outputs=[
+                # The id may not repeat an input's ("image"); the display name is what users see.
+                io.Image.Output("stylized", display_name="stylized", tooltip="The stylised images.")
+            ],
+        )
+
+    @classmethod
+    def execute(
+        cls,
+        image: torch.Tensor,
+        style_model: TransformerNet,
+        strength: float,
+        preserve_color: bool,
+        tile_size: int,
+        precision: str = "fp32",
+    ) -> io.NodeOutput:
+        content = comfy_to_bchw(image)
+        with on_compute_device(style_model, _stylize_memory(content, tile_size)) as device:
+            styled = stylize(
+                style_model,
+                content,
+                strength=strength,
+                preserve_color=preserve_color,
+                tile_size=tile_size,
+                precision=precision,
+                device=device,
+                on_progress=progress_callback(),
+                should_stop=should_stop,
+            )
+        return io.NodeOutput(_to_image(styled))
+
+
+def _stylize_memory(content: torch.Tensor, tile_size: int) -> int:
+    """Bytes to free before stylising: activations of one chunk (or one tile) of images."""
+    batch, _, height, width = content.shape
+    pixels = min(height * width, tile_size * tile_size) if tile_size else height * width
+    return pixels * min(batch, CHUNK) * BYTES_PER_PIXEL
+
+
+class TrainStyle(io.ComfyNode):
+    """Trains a feed-forward style network on content photos (with the depth loss given a depth model)."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        styles = save_folder(STYLE_FOLDER)
+        return io.Schema(
+            node_id="DepthStyle_TrainStyle",
+            display_name="DepthStyle Train Style",
+            category="DepthStyle/train",
+            is_output_node=True,
+            description=(
+                "Trains a style network for one style image on a set of content photos (Johnson et al. "
+                "2016), with the depth loss of Liu et al. 2017 when a depth model is connected, so the "
+                f"stylised image keeps the photo's depth layout. The model is saved to {styles} as "
+                "<save_name>.safetensors, with a checkpoint every checkpoint_every steps and on Cancel; "
+                "resume continues a cancelled run at its exact step. The VGG-16 loss network is "
+                f"models/depthstyle/vgg/{VGG16_HUB.local_filename}, else downloaded once from "
+                f"{VGG16_HUB.repo_id}."
+            ),
+            inputs=[
+                io.Image.Input(
+                    "style_image", tooltip="The style to learn (the first image of a batch is used)."
+                ),
+                io.Image.Input(
+                    "content_images",
+                    optional=True,
+                    tooltip="Content photos to train on, as an image batch. Use this or content_folder.",
+                ),
+                DepthModelType.Input(
+                    "depth_model",
+                    optional=True,
+                    tooltip="Connect a depth model to train with the depth loss (depth-aware style "
+                    "transfer). Without it the baseline Johnson et al. network is trained and depth_weight "
+                    "is ignored.",
+                ),
+                io.String.Input(
+                    "content_folder",
+                    default="",
+                    tooltip="A folder of content photos (.jpg .png .webp .bmp, sub-folders too): an absolute "
+                    "path, or relative to ComfyUI's input folder. The paper uses MS-COCO; a few thousand "
+                    "varied photos work well. Use this or content_images.",
+                ),
+                io.String.Input(
+                    "save_name",
+                    default="my_style",
+                    tooltip=f"File name of the style model in {styles} (.safetensors is added). Sub-folders "
+                    "are allowed (portraits/van_gogh); '..' and absolute paths are not. Without resume an "
+                    "existing model of this name is trained again from scratch and overwritten.",
+                ),
+                io.Boolean.Input(
+                    "resume",
+                    default=False,
+                    tooltip="Continue the run saved as <save_name>.state.safetensors at its exact step "
+                    "(after Cancel, or with more iterations). Needs the same images and settings; only "
+                    "iterations and checkpoint_every may change. Starts fresh if there is no saved run.",
+                ),
+                io.Int.Input(
+                    "iterations",
+                    default=DEFAULTS.iterations,
+                    min=1,
+                    max=10_000_000,
+                    tooltip="Training steps in total (the paper: 40000 at batch 4).",
+                ),
+                io.Int.Input(
+                    "checkpoint_every",
+                    default=DEFAULTS.checkpoint_every,
+                    min=1,
+                    max=10_000_000,
+                    tooltip="Save the model and the resume state every this many steps (also on Cancel).",
+                ),
+                io.Int.Input(
+                    "batch_size",
+                    default=DEFAULTS.batch_size,
+                    min=1,
+                    max=256,
+                    tooltip="Content crops per step. Lower it if the GPU runs out of memory.",
+                ),
+                io.Int.Input(
+                    "image_size",
+                    default=DEFAULTS.image_size,
+                    min=16,
+                    max=4096,
+                    step=8,
+                    tooltip="Side of the square training crops in pixels (the paper: 256).",
+                ),
+                io.Int.Input(
+                    "style_size",
+                    default=DEFAULTS.style_size,
+                    min=0,
+                    max=8192,
+                    step=8,
+                    tooltip="The style image is resized so its longer side has this many pixels; larger "
+                    "gives finer brush strokes relative to the content. 0: use it as it is.",
+                ),
+                io.Float.Input(
+                    "learning_rate",
+                    default=DEFAULTS.lr,
+                    min=1e-6,
+                    max=1.0,
+                    step=1e-5,
+                    round=1e-6,
+                    tooltip="Adam learning rate (the paper: 0.001).",
+                ),
+                io.Int.Input(
+                    "seed",
+                    default=DEFAULTS.seed,
+                    min=0,
+                    max=0xFFFFFFFF,
+                    control_after_generate=False,
+                    tooltip="Fixes the network's start and the order and crops of the content images, so a "
+                    "run can be repeated and resumed. Kept fixed: a new seed is a new run.",
+                ),
+                io.Float.Input(
+                    "content_weight",
+                    default=DEFAULTS.content_weight,
+                    min=0.0,
+                    max=1000.0,
+                    step=0.1,
+                    tooltip="How much the photo's content is kept. Weights are each term's share of the "
+                    "loss at the start of training, so the paper's 1 / 5 / 5 mean what they say.",
+                ),
+                io.Float.Input(
+                    "style_weight",
+                    default=DEFAULTS.style_weight,
+                    min=0.0,
+                    max=1000.0,
+                    step=0.1,
+                    tooltip="How strongly the style's textures and colours are imposed (the paper: 5).",
+                ),
+                io.Float.Input(
+                    "depth_weight",
+                    default=DEFAULTS.depth_weight,
+                    min=0.0,
+                    max=1000.0,
+                    step=0.1,
+                    tooltip="How strongly the stylised image must keep the photo's depth layout (the "
+                    "paper: 5). Only with a depth model connected; 0 trains without the depth loss.",
+                ),
+                io.Float.Input(
+                    "tv_weight",
+                    default=DEFAULTS.tv_weight,
+                    min=0.0,
+                    max=1000.0,
+                    step=1e-6,
+                    round=False,
+                    tooltip="Total-variation smoothing of the output; 0 turns it off.",
+                ),
+            ],
+            outputs=[
+                StyleModelType.Output(
+                    "style_model", display_name="style_model", tooltip="The trained model, as saved."
+                ),
+                io.Image.Output("loss_curve", display_name="loss_curve", tooltip="The loss terms per step."),
+                io.Image.Output(
+                    "preview",
+                    display_name="preview",
+                    tooltip="A content photo stylised by the trained model.",
+                ),
+            ],
+        )
+
+    @classmethod
+    def execute(
+        cls,
+        style_image: torch.Tensor,
+        content_folder: str,
+        save_name: str,
+        resume: bool,
+        iterations: int,
+        checkpoint_every: int,
+        batch_size: int,
+        image_size: int,
+        style_size: int,
+        learning_rate: float,
+        seed: int,
+        content_weight: float,
+        style_weight: float,
+        depth_weight: float,
+        tv_weight: float,
+        content_images: torch.Tensor | None = None,
+        depth_model: DepthEstimator | None = None,
+    ) -> io.NodeOutput:
+        model_path = safe_model_path(save_folder(STYLE_FOLDER), save_name)
+        content = _content_source(content_images, content_folder)
+        config = TrainConfig(
+            iterations=iterations,
+            checkpoint_every=checkpoint_every,
+            batch_size=batch_size,
+            image_size=image_size,
+            style_size=style_size or None,
+            lr=learning_rate,
+            seed=seed,
+            content_weight=content_weight,
+            style_weight=style_weight,
+            depth_weight=depth_weight if depth_model is not None else 0.0,
+            tv_weight=tv_weight,
+        )
+        vgg = load_vgg16(model_dirs=model_dirs(VGG_FOLDER))
+        with training_device() as device:
+            result = train_style(
+                comfy_to_bchw(style_image)[:1],
+                content,
+                model_path,
+                config=config,
+                vgg=vgg,
+                depth_model=depth_model,
+                device=device,
+                resume=resume,
+                on_progress=progress_callback(),
+                on_log=_log_record(model_path.name, iterations),
+                should_stop=should_stop,
+            )
+        _log_result(result)
+        net = load_style_model(result.model_path)[0].to(offload_device())
+        loss_curve, preview = _loss_curve(result), _preview(result, net, content, image_size)
+        shown = ui.PreviewImage(loss_curve, cls=cls).values + ui.PreviewImage(preview, cls=cls).values
+        return io.NodeOutput(net, loss_curve, preview, ui={"images": shown})
+
+
+def _content_source(images: torch.Tensor | None, folder: str) -> ContentSource:
+    """The content photos from exactly one of the two inputs; clear errors before anything is loaded."""
+    folder = folder.strip()
+    if images is not None and folder:
+        raise InputImageError(
+            "Both content_images and content_folder are set: connect content_images or type a "
+            "content_folder, not both."
+        )
+    if images is not None:
+        return ContentSource.from_tensor(comfy_to_bchw(images))
+    if not folder:
+        raise InputImageError(
+            "No content photos: type a folder of photos into content_folder (an absolute path, or one "
+            f"relative to ComfyUI's input folder {input_directory()}), or connect content_images."
+        )
+    path = Path(folder).expanduser()
+    return ContentSource.from_folder(path if path.is_absolute() else Path(input_directory()) / path)
+
+
+def _log_record(name: str, total: int):
+    """``on_log`` that writes the loss averages to ComfyUI's console."""
+
+    def on_log(record: dict[str, float]) -> None:
+        terms = ", ".join(
+            f"{t} {record[t]:.4g}" for t in ("content", "style", "depth", "tv") if record.get(t)
+        )
+        log.info(
+            "DepthStyle training %s: step %d/%d, loss %.4g (%s), %.2f steps/s",
+            name,
+            record["step"],
+            total,
+            record["total"],
+            terms,
+            record["steps_per_second"],
+        )
+
+    return on_log
+
+
+def _log_result(result: TrainResult) -> None:
+    start = (
+        f"resumed at step {result.resumed_from}" if result.resumed_from is not None else "started at step 0"
+    )
+    log.info(
+        "DepthStyle training %s: %s, now at step %d of %d (%.0f s of training); saved %s",
+        result.model_path.name,
+        start,
+        result.steps_done,
+        result.total_steps,
+        result.seconds,
+        result.model_path,
+    )
+    if result.skipped_files:
+        log.warning(
+            "DepthStyle training skipped %d unreadable content files, e.g. %s",
+            len(result.skipped_files),
+            result.skipped_files[0],
+        )
+
+
+def _loss_curve(result: TrainResult) -> torch.Tensor:
+    """The loss-curve PNG the trainer wrote, else the chart drawn from the log, as an IMAGE."""
+    path = result.paths.loss_curve
+    image = load_image(path) if path.is_file() else pil_to_tensor(draw_loss_curve(result.records))
+    return _to_image(image)
+
+
+def _preview(
+    result: TrainResult, net: TransformerNet, content: ContentSource, image_size: int
+) -> torch.Tensor:
+    """The trainer's last preview, else (its file removed) the first content photo stylised now."""
+    path = result.paths.preview
+    if path.is_file():
+        return _to_image(load_image(path))
+    return _to_image(stylize(net, content.load_resized(0, image_size).unsqueeze(0)))
+
+
+STYLE_NODES: list[type[io.ComfyNode]] = [StyleModelLoader, Stylize, TrainStyle]
