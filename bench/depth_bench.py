@@ -11,52 +11,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import shlex
-import sys
-import time
 from pathlib import Path
 
 import torch
-from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation
+from common import best_seconds, command_and_machine, transformers_depth_anything_small
 
 from depthstyle.depthstyle_core.depth import DepthEstimator, estimate_depth
 from depthstyle.depthstyle_core.models.depth_anything import build_depth_anything, to_original_layout
 
 RESOLUTION = 518
-
-
-def small_transformers_model() -> DepthAnythingForDepthEstimation:
-    """transformers' Depth Anything V2 Small with random weights."""
-    config = DepthAnythingConfig(
-        backbone_config={
-            "model_type": "dinov2",
-            "hidden_size": 384,
-            "num_attention_heads": 6,
-            "image_size": 518,
-            "patch_size": 14,
-            "out_indices": [3, 6, 9, 12],
-            "reshape_hidden_states": False,
-        },
-        fusion_hidden_size=64,
-        head_hidden_size=32,
-        neck_hidden_sizes=[48, 96, 192, 384],
-        reassemble_hidden_size=384,
-        patch_size=14,
-    )
-    torch.manual_seed(0)
-    return DepthAnythingForDepthEstimation(config).eval()
-
-
-def best_seconds(run, repeats: int) -> float:
-    """Fastest of ``repeats`` timed calls after one warm-up call."""
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main() -> None:
@@ -68,7 +31,7 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
 
-    reference = small_transformers_model().to(device)
+    reference = transformers_depth_anything_small().to(device)
     ours = build_depth_anything(to_original_layout(reference.state_dict()), source="transformers").to(device)
     estimator = DepthEstimator(model=ours, name="Small (random weights)", licence="-")
 
@@ -100,12 +63,9 @@ def main() -> None:
             )
 
     result = {
-        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        **command_and_machine(),
         "resolution": RESOLUTION,
         "device": str(device),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "machine": platform.processor() or platform.machine(),
         "rows": rows,
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

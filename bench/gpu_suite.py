@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import shlex
-import sys
 import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
+from common import command_and_machine, transformers_depth_anything_small
 
 from depthstyle.depthstyle_core.depth import DepthEstimator, estimate_depth
 from depthstyle.depthstyle_core.models.depth_anything import (
@@ -75,21 +73,12 @@ class Timer:
 
 def environment(device: torch.device) -> dict:
     """GPU, driver, torch and the exact command, so the numbers can be reproduced."""
-    info = {
-        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "python": platform.python_version(),
-        "device": str(device),
-    }
+    info = {**command_and_machine(), "cuda": torch.version.cuda, "device": str(device)}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         info["gpu"] = props.name
         info["gpu_memory_gb"] = round(props.total_memory / 1e9, 1)
         info["driver"] = _driver_version()
-    else:
-        info["cpu"] = platform.processor() or platform.machine()
-        info["threads"] = torch.get_num_threads()
     return info
 
 
@@ -104,36 +93,12 @@ def _driver_version() -> str:
         return proc.read_text().split("\n")[0] if proc.exists() else "unknown"
 
 
-def _transformers_small():
-    from transformers import DepthAnythingConfig as HFConfig
-    from transformers import DepthAnythingForDepthEstimation
-
-    config = HFConfig(
-        backbone_config={
-            "model_type": "dinov2",
-            "hidden_size": 384,
-            "num_attention_heads": 6,
-            "image_size": 518,
-            "patch_size": 14,
-            "out_indices": [3, 6, 9, 12],
-            "reshape_hidden_states": False,
-        },
-        fusion_hidden_size=64,
-        head_hidden_size=32,
-        neck_hidden_sizes=[48, 96, 192, 384],
-        reassemble_hidden_size=384,
-        patch_size=14,
-    )
-    torch.manual_seed(0)
-    return DepthAnythingForDepthEstimation(config).eval()
-
-
 def bench_depth(device: torch.device, quick: bool, timer: Timer) -> list[dict]:
     """Depth Anything V2 Small at 518 px: ours (end to end) and transformers (network only)."""
     resolution = 56 if quick else 518
     batches = (1, 2) if quick else (1, 8)
     repeats = 1 if quick else 5
-    reference = _transformers_small().to(device)
+    reference = transformers_depth_anything_small().to(device)
     ours = build_depth_anything(to_original_layout(reference.state_dict())).to(device).requires_grad_(False)
     estimator = DepthEstimator(model=ours, name="Small", licence="-")
     rows = []

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
-import shlex
-import sys
 import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from common import best_seconds, command_and_machine
 
 from depthstyle.depthstyle_core.models.transformer_net import TransformerNet
 from depthstyle.depthstyle_core.stylize import stylize
@@ -53,27 +51,6 @@ def plain_forward(state: dict[str, torch.Tensor], x01: torch.Tensor) -> torch.Te
     return (conv(h, "deconv3") / 255.0).clamp(0, 1)
 
 
-def best_seconds(run, repeats: int) -> float:
-    """Fastest of ``repeats`` timed calls after one warm-up call."""
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def environment() -> dict:
-    """What the numbers were measured on, and the command that measured them."""
-    return {
-        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "machine": platform.processor() or platform.machine(),
-    }
-
-
 def speed(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     net = TransformerNet().eval()
@@ -99,7 +76,7 @@ def speed(args: argparse.Namespace) -> dict:
                 f"{side}x{side}: stylize {megapixels / ours:.3f} MP/s, plain {megapixels / plain:.3f} MP/s, "
                 f"ratio {plain / ours:.3f}, max |diff| {difference:.2e}"
             )
-    return {"benchmark": "stylize speed, CPU fp32", **environment(), "rows": rows}
+    return {"benchmark": "stylize speed, CPU fp32", **command_and_machine(), "rows": rows}
 
 
 def memory(args: argparse.Namespace) -> dict:
@@ -117,7 +94,7 @@ def memory(args: argparse.Namespace) -> dict:
     )
     return {
         "benchmark": "stylize peak memory, CPU fp32, tiled",
-        **environment(),
+        **command_and_machine(),
         "size": f"{args.size}x{args.size}",
         "tile": args.tile,
         "peak_rss_gb": peak_gb,

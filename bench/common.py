@@ -1,0 +1,58 @@
+"""Helpers shared by the benchmark scripts (run as ``python bench/<script>.py``)."""
+
+from __future__ import annotations
+
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Callable
+
+import torch
+
+
+def best_seconds(run: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    """Fastest of ``repeats`` timed calls after ``warmup`` calls (CPU: no synchronisation needed)."""
+    for _ in range(warmup):
+        run()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def command_and_machine() -> dict:
+    """The exact command and what it ran on, so a result can be reproduced."""
+    return {
+        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": torch.get_num_threads(),
+        "machine": platform.processor() or platform.machine(),
+    }
+
+
+def transformers_depth_anything_small():
+    """transformers' Depth Anything V2 Small (the reference implementation) with random weights."""
+    from transformers import DepthAnythingConfig, DepthAnythingForDepthEstimation
+
+    config = DepthAnythingConfig(
+        backbone_config={
+            "model_type": "dinov2",
+            "hidden_size": 384,
+            "num_attention_heads": 6,
+            "image_size": 518,
+            "patch_size": 14,
+            "out_indices": [3, 6, 9, 12],
+            "reshape_hidden_states": False,
+        },
+        fusion_hidden_size=64,
+        head_hidden_size=32,
+        neck_hidden_sizes=[48, 96, 192, 384],
+        reassemble_hidden_size=384,
+        patch_size=14,
+    )
+    torch.manual_seed(0)
+    return DepthAnythingForDepthEstimation(config).eval()
