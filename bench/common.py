@@ -11,15 +11,20 @@ from collections.abc import Callable
 import torch
 
 
-def best_seconds(run: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    """Fastest of ``repeats`` timed calls after ``warmup`` calls (CPU: no synchronisation needed)."""
-    for _ in range(warmup):
-        run()
-    best = float("inf")
+def best_seconds_interleaved(
+    runs: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
+) -> dict[str, float]:
+    """Fastest time of each run, the runs taking turns, so that a slow spell of a shared machine
+    falls on all of them alike rather than on whichever happened to run then."""
+    for run in runs.values():
+        for _ in range(warmup):
+            run()
+    best = dict.fromkeys(runs, float("inf"))
     for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 import torch
-from common import best_seconds, command_and_machine, transformers_depth_anything_small
+from common import best_seconds_interleaved, command_and_machine, transformers_depth_anything_small
 
 from depthstyle.depthstyle_core.depth import DepthEstimator, estimate_depth
 from depthstyle.depthstyle_core.models.depth_anything import build_depth_anything, to_original_layout
@@ -26,7 +26,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 4])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--output", type=Path, default=Path(__file__).parent / "results" / "depth_cpu.json")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -47,8 +47,8 @@ def main() -> None:
             def run_reference(prepared=prepared):
                 reference(pixel_values=prepared).predicted_depth.cpu()
 
-            ours_s = best_seconds(run_ours, args.repeats)
-            ref_s = best_seconds(run_reference, args.repeats)
+            seconds = best_seconds_interleaved({"ours": run_ours, "ref": run_reference}, args.repeats)
+            ours_s, ref_s = seconds["ours"], seconds["ref"]
             rows.append(
                 {
                     "batch": batch,

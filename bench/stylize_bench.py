@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import best_seconds, command_and_machine
+from common import best_seconds_interleaved, command_and_machine
 
 from depthstyle.depthstyle_core.models.transformer_net import TransformerNet
 from depthstyle.depthstyle_core.stylize import stylize
@@ -60,8 +60,14 @@ def speed(args: argparse.Namespace) -> dict:
         for side in args.sizes:
             image = torch.rand(1, 3, side, side)
             difference = float((stylize(net, image) - plain_forward(state, image)).abs().max())
-            ours = best_seconds(lambda image=image: stylize(net, image), args.repeats)
-            plain = best_seconds(lambda image=image: plain_forward(state, image), args.repeats)
+            seconds = best_seconds_interleaved(
+                {
+                    "stylize": lambda image=image: stylize(net, image),
+                    "plain": lambda image=image: plain_forward(state, image),
+                },
+                args.repeats,
+            )
+            ours, plain = seconds["stylize"], seconds["plain"]
             megapixels = side * side / 1e6
             rows.append(
                 {
@@ -109,7 +115,7 @@ def main() -> None:
     modes = parser.add_subparsers(dest="mode", required=True)
     speed_parser = modes.add_parser("speed")
     speed_parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
-    speed_parser.add_argument("--repeats", type=int, default=3)
+    speed_parser.add_argument("--repeats", type=int, default=5)
     memory_parser = modes.add_parser("memory")
     memory_parser.add_argument("--size", type=int, default=4096)
     memory_parser.add_argument("--tile", type=int, default=1024)
