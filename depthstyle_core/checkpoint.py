@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from safetensors import SafetensorError, safe_open
 
+from .atomic_write import write_bytes_atomic
 from .errors import CheckpointError, ModelNotAvailableError
 
 if TYPE_CHECKING:  # torch is imported on first use, so that hub.py (file lookup) loads without it
@@ -113,29 +113,16 @@ def write_safetensors_atomic(
 ) -> Path:
     """Write a safetensors file so that ``path`` is either the old file or the complete new one.
 
-    The data goes to a temporary file in the same folder, is flushed to disk, then renamed over
-    ``path``; on any failure the temporary file is removed. ``format: pt`` is added to the metadata.
-    The file gets the usual permissions (umask), unlike ``safetensors.save_file``'s private 0600.
+    See :func:`write_bytes_atomic`. ``format: pt`` is added to the metadata. Unlike
+    ``safetensors.save_file``, which makes private 0600 files, the file gets the usual permissions.
     """
     from safetensors.torch import save
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        data = save(
-            {key: tensor.detach().contiguous() for key, tensor in tensors.items()},
-            metadata={"format": "pt", **(metadata or {})},
-        )
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    data = save(
+        {key: tensor.detach().contiguous() for key, tensor in tensors.items()},
+        metadata={"format": "pt", **(metadata or {})},
+    )
+    return write_bytes_atomic(path, data)
 
 
 def describe_checkpoint(keys: Iterable[str]) -> str | None:

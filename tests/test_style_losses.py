@@ -18,14 +18,7 @@ from depthstyle.depthstyle_core.losses import (
     total_variation,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Small convolutions run fastest on one thread, and much faster on a machine shared with other jobs."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def test_gram_matrix_is_normalised_by_channels_times_pixels():

@@ -18,13 +18,7 @@ from depthstyle.depthstyle_core.stylize import DEFAULT_OVERLAP, luminance, styli
 CHROMA = torch.tensor([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])  # BT.601 Cb, Cr rows
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Small convolutions run fastest on one thread, and much faster on a machine shared with other jobs."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def lively_net(config: TransformerNetConfig | None = None, seed: int = 0) -> TransformerNet:

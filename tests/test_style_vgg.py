@@ -20,14 +20,7 @@ from depthstyle.depthstyle_core.models.vgg import (
 
 from .fake_hub import prefill_cache
 
-
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():
-    """Small convolutions run fastest on one thread, and much faster on a machine shared with other jobs."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-from .paths import write_bytes_atomic
+from ..depthstyle_core.atomic_write import write_bytes_atomic
 
 SERIES_COLOURS = {
     "total": (20, 20, 20),

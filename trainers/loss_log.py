@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .paths import write_bytes_atomic
+from ..depthstyle_core.atomic_write import write_bytes_atomic
 
 LOG_FORMAT = "depthstyle-loss-log/1"
 TERMS = ("total", "content", "style", "depth", "tv")
