@@ -14,14 +14,15 @@ import torch
 def best_seconds_interleaved(
     runs: dict[str, Callable[[], object]], repeats: int, warmup: int = 1
 ) -> dict[str, float]:
-    """Fastest time of each run, the runs taking turns, so that a slow spell of a shared machine
-    falls on all of them alike rather than on whichever happened to run then."""
+    """Fastest time of each run, the runs taking turns (in reversed order every other round), so that
+    a slow spell of a shared machine, or going first, falls on all of them alike."""
     for run in runs.values():
         for _ in range(warmup):
             run()
     best = dict.fromkeys(runs, float("inf"))
-    for _ in range(repeats):
-        for name, run in runs.items():
+    order = list(runs.items())
+    for round_index in range(repeats):
+        for name, run in order if round_index % 2 == 0 else reversed(order):
             start = time.perf_counter()
             run()
             best[name] = min(best[name], time.perf_counter() - start)
