@@ -81,7 +81,7 @@ def build_style_model(
         source=source,
         file_keys=list(tensors),
     )
-    return net.eval()
+    return net.train(False)
 
 
 def convert_pickle_to_safetensors(src_pth: str | os.PathLike, dst: str | os.PathLike) -> Path:

@@ -70,7 +70,7 @@ def stylize(
     dtype = PRECISIONS[precision] if run_device.type == "cuda" else torch.float32
     model = net if next(net.parameters()).device == run_device else copy.deepcopy(net).to(run_device)
     was_training = model.training
-    model.eval()
+    model.train(False)
     try:
         with torch.no_grad():
             plan = _TilePlan(tile_size // STRIDE * STRIDE, _round_up(tile_overlap, OVERLAP_MULTIPLE))

@@ -66,7 +66,7 @@ def _autograd_ready(module: nn.Module) -> nn.Module:
     not take part in autograd). Frozen and in eval mode either way."""
     if any(t.is_inference() for t in [*module.parameters(), *module.buffers()]):
         module = copy.deepcopy(module)
-    return module.requires_grad_(False).eval()
+    return module.requires_grad_(False).train(False)
 
 
 def _depth_network(
@@ -283,7 +283,7 @@ class _Run:
 
     def preview(self) -> Tensor:
         """The fixed preview image stylised by the current network, ``[1,3,H,W]`` 0..1 on the CPU."""
-        self.net.eval()
+        self.net.train(False)
         with torch.no_grad(), self.autocast():
             image = self.net(self.preview_image.contiguous(memory_format=self.memory_format))
         self.net.train()

@@ -411,7 +411,7 @@ def build_depth_anything(state_dict: Mapping[str, Tensor], *, source: str = "<me
         model = DepthAnythingV2(config)
     model.to_empty(device="cpu")
     load_state_dict_strict(model, sd, what="Depth Anything V2", source=source, file_keys=state_dict.keys())
-    return model.eval()
+    return model.train(False)
 
 
 __all__ = [

@@ -48,7 +48,7 @@ class VGG16Features(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
-        self.eval()
+        self.train(False)
 
     def forward(self, x01: Tensor, taps: Iterable[str] = tuple(TAPS)) -> dict[str, Tensor]:
         """Activations at ``taps``; stops at the deepest requested one (content needs only relu2_2)."""
