@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
-MODELS_DIR_ENV = "DEPTHSTYLE_MODELS_DIR"
 
 
 def default_models_dir() -> Path:
-    """Where the CLI looks for model files: ``$DEPTHSTYLE_MODELS_DIR`` or ``~/.cache/depthstyle/models``."""
-    configured = os.environ.get(MODELS_DIR_ENV)
-    return Path(configured) if configured else Path.home() / ".cache" / "depthstyle" / "models"
+    """Where the CLI looks for model files unless ``--models-dir`` says otherwise.
+
+    Deliberately no environment variable: the Comfy Registry scanner flags packs that read them.
+    """
+    return Path.home() / ".cache" / "depthstyle" / "models"
 
 
 def expand_images(inputs: Sequence[str]) -> list[Path]:
@@ -284,8 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--models-dir",
         type=Path,
         default=default_models_dir(),
-        help=f"model folder with depth/, styles/ and vgg/ inside (default: ${MODELS_DIR_ENV} "
-        "or ~/.cache/depthstyle/models)",
+        help="model folder with depth/, styles/ and vgg/ inside (default: ~/.cache/depthstyle/models)",
     )
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
     commands = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
