@@ -181,7 +181,8 @@ class Stylize(io.ComfyNode):
                     step=8,
                     tooltip="0: whole images, split into tiles only if the GPU runs out of memory. Otherwise "
                     f"the tile side in pixels (at least {SMALLEST_TILE}); tiles give the same result as "
-                    "whole images, they only bound memory.",
+                    "whole images and bound memory, but are slower: above about 4 megapixels the tiles "
+                    "first share the whole image's statistics, which takes several extra passes.",
                 ),
                 io.Combo.Input(
                     "precision",
