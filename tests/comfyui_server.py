@@ -20,6 +20,10 @@ from pathlib import Path
 from typing import Any
 
 HOST = "127.0.0.1"
+REPO = Path(__file__).resolve().parents[1]  # the checkout under test, linked into custom_nodes
+START_TIMEOUT = 180  # ComfyUI imports torch and every core node; a busy 2-core machine needs a while
+RUN_TIMEOUT = 120
+SKIP_REASON = "COMFYUI_DIR is not set: the ComfyUI integration tests need a ComfyUI checkout to start"
 FRONTEND_ONLY_NODES = frozenset({"Note", "MarkdownNote"})
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
 
@@ -31,6 +35,35 @@ def comfyui_python(comfyui_dir: Path) -> str:
         if candidate.is_file():
             return str(candidate)
     return sys.executable
+
+
+def skip_unless_comfyui(module_name: str) -> None:
+    """Skip the calling test module, saying why, when COMFYUI_DIR names no ComfyUI checkout."""
+    if not os.environ.get("COMFYUI_DIR"):
+        import pytest
+
+        print(f"\nSKIP {module_name}: {SKIP_REASON}")
+        pytest.skip(SKIP_REASON, allow_module_level=True)
+
+
+def offline_server(base_dir: Path, extra_model_paths: Path | None = None) -> ComfyUIServer:
+    """A ComfyUI from $COMFYUI_DIR with its data under ``base_dir`` and the Hugging Face Hub off."""
+    return ComfyUIServer(
+        Path(os.environ["COMFYUI_DIR"]).resolve(),
+        base_dir,
+        extra_model_paths=extra_model_paths,
+        env={
+            "HF_HUB_OFFLINE": "1",
+            "HF_HOME": str(base_dir / "hf_home"),
+            "HF_HUB_CACHE": str(base_dir / "hf_home" / "hub"),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        },
+    )
+
+
+def message(entry: Mapping[str, Any], kind: str) -> dict | None:
+    """The data of the first status message of ``kind`` in a /history entry, or None."""
+    return next((data for name, data in entry["status"]["messages"] if name == kind), None)
 
 
 def free_port() -> int:
@@ -137,6 +170,10 @@ class ComfyUIServer:
                 return entry
             time.sleep(0.25)
         raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def run(self, prompt: Mapping[str, Any], timeout: float = RUN_TIMEOUT) -> dict[str, Any]:
+        """Queue ``prompt`` and return its /history entry once it has finished."""
+        return self.wait_for_history(self.queue_prompt(prompt), timeout=timeout)
 
     def wait_until_running(self, prompt_id: str, timeout: float) -> None:
         """Poll /queue until ``prompt_id`` is the one executing."""

@@ -20,22 +20,25 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from depthstyle.depthstyle_core.depth import DEPTH_MODELS
+from depthstyle.nodes.model_choices import BUILTIN_DEPTH_MODELS
+
+from .comfyui_server import (
+    REPO,
+    RUN_TIMEOUT,
+    START_TIMEOUT,
+    ComfyUIServer,
+    comfyui_python,
+    message,
+    offline_server,
+    skip_unless_comfyui,
+    ui_to_api,
+)
+from .factories import write_depth_checkpoint
+
 pytestmark = pytest.mark.integration
+skip_unless_comfyui(__name__)
 
-if not os.environ.get("COMFYUI_DIR"):
-    REASON = "COMFYUI_DIR is not set: the ComfyUI integration tests need a ComfyUI checkout to start"
-    print(f"\nSKIP {__name__}: {REASON}")
-    pytest.skip(REASON, allow_module_level=True)
-
-from depthstyle.depthstyle_core.depth import DEPTH_MODELS  # noqa: E402
-from depthstyle.nodes.model_choices import BUILTIN_DEPTH_MODELS  # noqa: E402
-
-from .comfyui_server import ComfyUIServer, comfyui_python, ui_to_api  # noqa: E402
-from .factories import write_depth_checkpoint  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-START_TIMEOUT = 180  # ComfyUI imports torch and every core node; a busy 2-core machine needs a while
-RUN_TIMEOUT = 120
 INPUT_SIZE = (97, 61)  # odd width and height: the outputs must come back at exactly this size
 LOADER, ESTIMATE = "DepthStyle_DepthModelLoader", "DepthStyle_EstimateDepth"
 USER_MODEL = "user_tiny_depth.safetensors"
@@ -65,17 +68,7 @@ def setup(tmp_path_factory):
     (user_models / "depth" / "legacy.pth").write_bytes(b"not listed: only .safetensors files are")
     extra_paths = base / "extra_model_paths.yaml"
     extra_paths.write_text(f"depthstyle_test:\n    base_path: {user_models}\n    depthstyle_depth: depth\n")
-    server = ComfyUIServer(
-        Path(os.environ["COMFYUI_DIR"]).resolve(),
-        base,
-        extra_model_paths=extra_paths,
-        env={
-            "HF_HUB_OFFLINE": "1",
-            "HF_HOME": str(base / "hf_home"),
-            "HF_HUB_CACHE": str(base / "hf_home" / "hub"),
-            "PYTHONDONTWRITEBYTECODE": "1",
-        },
-    )
+    server = offline_server(base, extra_paths)
     try:
         server.start(timeout=START_TIMEOUT)
         yield server, user_models / "depth"
@@ -95,14 +88,6 @@ def object_info(comfy) -> dict:
 
 def api_workflow() -> dict:
     return json.loads((REPO / "tests" / "workflows" / "depth_preview_api.json").read_text())
-
-
-def run(comfy: ComfyUIServer, prompt: dict) -> dict:
-    return comfy.wait_for_history(comfy.queue_prompt(prompt), timeout=RUN_TIMEOUT)
-
-
-def message(entry: dict, kind: str) -> dict | None:
-    return next((data for name, data in entry["status"]["messages"] if name == kind), None)
 
 
 def output_image(comfy: ComfyUIServer, entry: dict, node_id: str) -> np.ndarray:
@@ -156,7 +141,7 @@ def test_ui_workflow_is_served_as_a_template_and_matches_its_api_twin(comfy, obj
 
 
 def test_depth_preview_workflow_returns_input_sized_depth(comfy):
-    entry = run(comfy, api_workflow())
+    entry = comfy.run(api_workflow())
     assert entry["status"]["status_str"] == "success", entry["status"]
     depth, colored = output_image(comfy, entry, "4"), output_image(comfy, entry, "5")
     assert depth.shape == colored.shape == (INPUT_SIZE[1], INPUT_SIZE[0], 3)
@@ -170,7 +155,7 @@ def test_local_file_in_user_folder_loads_and_runs(comfy):
     prompt = api_workflow()
     prompt["2"]["inputs"]["model"] = USER_MODEL
     prompt["3"]["inputs"].update(resolution=28, normalization="per_batch")
-    entry = run(comfy, prompt)
+    entry = comfy.run(prompt)
     assert entry["status"]["status_str"] == "success", entry["status"]
     depth = output_image(comfy, entry, "4")
     assert depth.shape == (INPUT_SIZE[1], INPUT_SIZE[0], 3)
@@ -185,7 +170,7 @@ def test_missing_builtin_model_fails_naming_the_url_and_the_folder(comfy, setup,
     label = next(label for label, value in BUILTIN_DEPTH_MODELS.items() if value == key)
     prompt = api_workflow()
     prompt["2"]["inputs"]["model"] = label
-    entry = run(comfy, prompt)
+    entry = comfy.run(prompt)
     error = message(entry, "execution_error")
     assert error is not None, f"{label} must not load another model's file: {entry['status']}"
     assert error["node_type"] == LOADER

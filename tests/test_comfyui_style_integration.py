@@ -22,29 +22,32 @@ import pytest
 import torch
 from PIL import Image
 
+from depthstyle.depthstyle_core.depth import DEPTH_MODELS
+from depthstyle.depthstyle_core.models.transformer_net import TransformerNet
+from depthstyle.depthstyle_core.models.vgg import VGG16_HUB
+from depthstyle.depthstyle_core.style_model import load_style_model, save_style_model
+from depthstyle.nodes.model_choices import HUB_STYLE_CHOICE
+from depthstyle.trainers.loss_log import LossLog
+from depthstyle.trainers.paths import TrainPaths
+from depthstyle.trainers.state import load_train_state
+
+from .comfyui_server import (
+    REPO,
+    RUN_TIMEOUT,
+    START_TIMEOUT,
+    ComfyUIServer,
+    comfyui_python,
+    message,
+    offline_server,
+    skip_unless_comfyui,
+    ui_to_api,
+)
+from .factories import write_depth_checkpoint, write_vgg_checkpoint
+from .fake_hub import SHA, prefill_cache
+
 pytestmark = pytest.mark.integration
+skip_unless_comfyui(__name__)
 
-if not os.environ.get("COMFYUI_DIR"):
-    REASON = "COMFYUI_DIR is not set: the ComfyUI integration tests need a ComfyUI checkout to start"
-    print(f"\nSKIP {__name__}: {REASON}")
-    pytest.skip(REASON, allow_module_level=True)
-
-from depthstyle.depthstyle_core.depth import DEPTH_MODELS  # noqa: E402
-from depthstyle.depthstyle_core.models.transformer_net import TransformerNet  # noqa: E402
-from depthstyle.depthstyle_core.models.vgg import VGG16_HUB  # noqa: E402
-from depthstyle.depthstyle_core.style_model import load_style_model, save_style_model  # noqa: E402
-from depthstyle.nodes.model_choices import HUB_STYLE_CHOICE  # noqa: E402
-from depthstyle.trainers.loss_log import LossLog  # noqa: E402
-from depthstyle.trainers.paths import TrainPaths  # noqa: E402
-from depthstyle.trainers.state import load_train_state  # noqa: E402
-
-from .comfyui_server import ComfyUIServer, comfyui_python, ui_to_api  # noqa: E402
-from .factories import write_depth_checkpoint, write_vgg_checkpoint  # noqa: E402
-from .fake_hub import SHA, prefill_cache  # noqa: E402
-
-REPO = Path(__file__).resolve().parents[1]
-START_TIMEOUT = 180
-RUN_TIMEOUT = 120
 LOADER, STYLIZE, TRAIN = "DepthStyle_StyleModelLoader", "DepthStyle_Stylize", "DepthStyle_TrainStyle"
 PHOTO_SIZE = (97, 61)  # odd width and height: the stylised image must come back at exactly this size
 CONTENT_SIZES = {"a.png": (48, 40), "b.jpg": (40, 56), "sub/c.png": (64, 64)}
@@ -84,16 +87,7 @@ def comfy(tmp_path_factory) -> ComfyUIServer:
     write_vgg_checkpoint(models / "vgg" / VGG16_HUB.local_filename)
     save_style_model(models / "styles" / PRESET, TransformerNet().eval())
     (models / "styles" / "preset.state.safetensors").write_bytes(b"a resume file: never listed as a model")
-    server = ComfyUIServer(
-        Path(os.environ["COMFYUI_DIR"]).resolve(),
-        base,
-        env={
-            "HF_HUB_OFFLINE": "1",
-            "HF_HOME": str(base / "hf_home"),
-            "HF_HUB_CACHE": str(base / "hf_home" / "hub"),
-            "PYTHONDONTWRITEBYTECODE": "1",
-        },
-    )
+    server = offline_server(base)
     try:
         server.start(timeout=START_TIMEOUT)
         yield server
@@ -120,14 +114,6 @@ def train_prompt(save_name: str, **settings) -> dict:
     prompt["3"]["inputs"].update({"iterations": 3, "checkpoint_every": 2, **TINY, "save_name": save_name})
     prompt["3"]["inputs"].update(settings)
     return prompt
-
-
-def run(comfy: ComfyUIServer, prompt: dict) -> dict:
-    return comfy.wait_for_history(comfy.queue_prompt(prompt), timeout=RUN_TIMEOUT)
-
-
-def message(entry: dict, kind: str) -> dict | None:
-    return next((data for name, data in entry["status"]["messages"] if name == kind), None)
 
 
 def succeeded(entry: dict) -> dict:
@@ -243,7 +229,7 @@ def test_ui_workflows_are_served_as_templates_and_match_their_api_twins(comfy, o
 @pytest.fixture(scope="module")
 def trained(comfy) -> tuple[dict, Path]:
     """The train workflow (depth model connected, content folder) run for 3 tiny steps."""
-    entry = succeeded(run(comfy, train_prompt("my_style")))
+    entry = succeeded(comfy.run(train_prompt("my_style")))
     return entry, styles_dir(comfy) / "my_style.safetensors"
 
 
@@ -279,7 +265,7 @@ def test_train_workflow_outputs_the_loss_curve_and_a_stylised_preview(comfy, tra
 
 
 def test_stylize_workflow_keeps_the_size_and_shows_both_depth_maps(comfy, trained):
-    entry = succeeded(run(comfy, api_workflow("stylize_with_depth_preview")))
+    entry = succeeded(comfy.run(api_workflow("stylize_with_depth_preview")))
     width, height = PHOTO_SIZE
     stylised = output_image(comfy, entry, "4")
     assert stylised.shape == (height, width, 3)
@@ -313,16 +299,16 @@ def grey_style_model(path: Path, level: float = 127.5) -> None:
 
 def test_stylize_strength_zero_returns_the_photo(comfy, trained):
     photo = np.asarray(Image.open(comfy.base_dir / "input" / "example.png").convert("RGB")).astype(np.int16)
-    entry = succeeded(run(comfy, stylize_only("my_style.safetensors", strength=0.0)))
+    entry = succeeded(comfy.run(stylize_only("my_style.safetensors", strength=0.0)))
     assert np.array_equal(output_image(comfy, entry, "4"), photo)
 
 
 def test_stylize_preserve_color_keeps_the_photos_colours(comfy):
     grey_style_model(styles_dir(comfy) / "grey.safetensors")
     photo = np.asarray(Image.open(comfy.base_dir / "input" / "example.png").convert("RGB")).astype(np.float64)
-    plain = output_image(comfy, succeeded(run(comfy, stylize_only("grey.safetensors"))), "4")
+    plain = output_image(comfy, succeeded(comfy.run(stylize_only("grey.safetensors"))), "4")
     kept = output_image(
-        comfy, succeeded(run(comfy, stylize_only("grey.safetensors", preserve_color=True))), "4"
+        comfy, succeeded(comfy.run(stylize_only("grey.safetensors", preserve_color=True))), "4"
     )
 
     def chroma(image: np.ndarray) -> np.ndarray:
@@ -339,9 +325,9 @@ def test_stylize_loads_a_style_model_file_replaced_since_the_last_run(comfy):
     # Retraining under the same name rewrites the file: the loader must not serve its cached model.
     path = styles_dir(comfy) / "replaced.safetensors"
     grey_style_model(path, level=60)
-    first = output_image(comfy, succeeded(run(comfy, stylize_only(path.name))), "4")
+    first = output_image(comfy, succeeded(comfy.run(stylize_only(path.name))), "4")
     grey_style_model(path, level=190)
-    second = output_image(comfy, succeeded(run(comfy, stylize_only(path.name))), "4")
+    second = output_image(comfy, succeeded(comfy.run(stylize_only(path.name))), "4")
     assert abs(first.mean() - 60) < 3, "the first model was not used"
     assert abs(second.mean() - 190) < 3, "the loader returned the old model from ComfyUI's cache"
 
@@ -358,7 +344,7 @@ def test_loader_takes_a_pinned_hub_file_from_the_cache_over_a_local_file_of_that
     for revision in (SHA, "main"):
         prompt = stylize_only(PRESET)
         prompt["2"]["inputs"].update(hub, hub_revision=revision)
-        stylised = output_image(comfy, succeeded(run(comfy, prompt)), "4")
+        stylised = output_image(comfy, succeeded(comfy.run(prompt)), "4")
         assert abs(stylised.mean() - 200) < 3, f"revision {revision}: not the Hub file"
 
 
@@ -377,7 +363,7 @@ def test_loader_takes_a_pinned_hub_file_from_the_cache_over_a_local_file_of_that
 def test_loader_errors_say_what_to_do(comfy, hub, error_type, words):
     prompt = stylize_only(HUB_STYLE_CHOICE if not hub["hub_repo_id"] else PRESET)
     prompt["2"]["inputs"].update(hub)
-    error = message(run(comfy, prompt), "execution_error")
+    error = message(comfy.run(prompt), "execution_error")
     assert error is not None and error["node_type"] == LOADER
     assert error["exception_type"].endswith(error_type)
     for word in words:
@@ -387,7 +373,7 @@ def test_loader_errors_say_what_to_do(comfy, hub, error_type, words):
 def test_baseline_training_from_content_images_without_depth_model(comfy):
     prompt = train_prompt("baseline", iterations=2, content_folder="", content_images=["1", 0])
     del prompt["3"]["inputs"]["depth_model"], prompt["2"]
-    succeeded(run(comfy, prompt))
+    succeeded(comfy.run(prompt))
     meta = metadata(styles_dir(comfy) / "baseline.safetensors")
     assert meta["train.depth_model"] == "none"
     assert json.loads(meta["train.config"])["depth_weight"] == 0.0, "no depth model: the depth loss is off"
@@ -408,7 +394,7 @@ def test_baseline_training_from_content_images_without_depth_model(comfy):
 )
 def test_bad_names_and_missing_content_fail_with_clear_errors(comfy, settings, words):
     started = time.monotonic()
-    entry = run(comfy, train_prompt(**{"save_name": "never_written", **settings}))
+    entry = comfy.run(train_prompt(**{"save_name": "never_written", **settings}))
     error = message(entry, "execution_error")
     assert error is not None, entry["status"]
     assert error["node_type"] == TRAIN
@@ -453,7 +439,7 @@ def test_cancel_saves_a_checkpoint_and_resume_continues_at_that_step(comfy):
     seconds_at_cancel = {r["step"]: r["seconds"] for r in LossLog.load(paths.log_json).records}[step]
 
     prompt["3"]["inputs"].update(resume=True, iterations=step + 3)
-    succeeded(run(comfy, prompt))
+    succeeded(comfy.run(prompt))
     meta = metadata(paths.model)
     assert meta["train.step"] == str(step + 3) and meta["train.complete"] == "true"
     assert load_train_state(paths.state).step == step + 3

@@ -195,12 +195,24 @@ def test_not_a_depth_checkpoint_is_named():
 # key lists (checkpoints_keys.json: original names byte-size-verified against the files of
 # Kijai/DepthAnythingV2-safetensors; Hub names as stored in depth-anything/Depth-Anything-V2-*-hf).
 RELEASED = {
-    "small": (239, 24_785_089, "8dfdca9de55d64f3fd4263b6577b03e679dfb495032b11bb5b226ab2bdfb95f1",
-              "0504fe0e07350e97e6e5de4e6e54d5bb4c99a0f3e181076b3a8c49028cb864d2"),
-    "base": (239, 97_470_785, "ab3ba2505d1e3e586dbb8f828e7804c6ef66df74351cc0af45120f0de698dc08",
-             "d51fd04afecb0948b436dcdc22d9506853b9992be40ddc5d118cc83b50e70a2c"),
-    "large": (407, 335_315_649, "9f9a232ada123520b71d8fd5144084ac60e6702aa786ca5026632bc575102f70",
-              "36ae11d014048fdab81508b96eabc6bde704d6ab506e40c3dca78d1b01190f0a"),
+    "small": (
+        239,
+        24_785_089,
+        "8dfdca9de55d64f3fd4263b6577b03e679dfb495032b11bb5b226ab2bdfb95f1",
+        "0504fe0e07350e97e6e5de4e6e54d5bb4c99a0f3e181076b3a8c49028cb864d2",
+    ),
+    "base": (
+        239,
+        97_470_785,
+        "ab3ba2505d1e3e586dbb8f828e7804c6ef66df74351cc0af45120f0de698dc08",
+        "d51fd04afecb0948b436dcdc22d9506853b9992be40ddc5d118cc83b50e70a2c",
+    ),
+    "large": (
+        407,
+        335_315_649,
+        "9f9a232ada123520b71d8fd5144084ac60e6702aa786ca5026632bc575102f70",
+        "36ae11d014048fdab81508b96eabc6bde704d6ab506e40c3dca78d1b01190f0a",
+    ),
 }
 
 

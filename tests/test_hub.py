@@ -165,9 +165,7 @@ def test_unreachable_hub_fails_fast_with_url_and_folder(tmp_path):
 
 def test_hub_server_error_fails_fast_without_retries(tmp_path, hub):
     hub.fail_status = 503
-    message, seconds = expect_error(
-        ModelNotAvailableError, PINNED, cache_dir=tmp_path, endpoint=hub.endpoint
-    )
+    message, seconds = expect_error(ModelNotAvailableError, PINNED, cache_dir=tmp_path, endpoint=hub.endpoint)
     assert seconds < FAST
     assert len(hub.requests) == 1
     assert "HTTP 503" in message and f"{hub.endpoint}/{REPO}/resolve/{SHA}/{FILE}" in message
