@@ -17,7 +17,7 @@ import folder_paths
 import torch
 from comfy.cli_args import args
 
-from ..depthstyle_core.images import tensor_to_pil
+from ..depthstyle_core.images import tensor_to_pil, to_rgb
 
 DEPTH_FOLDER = "depthstyle_depth"
 STYLE_FOLDER = "depthstyle_styles"
@@ -78,6 +78,12 @@ def input_directory() -> str:
 def output_device() -> torch.device:
     """Where node outputs live: ComfyUI's intermediate device (the CPU unless ``--gpu-only``)."""
     return model_management.intermediate_device()
+
+
+def to_comfy_image(images: torch.Tensor) -> torch.Tensor:
+    """``[B,C,H,W]`` -> ComfyUI IMAGE ``[B,H,W,3]``: float32 on the intermediate device, values as given
+    (raw depth may exceed 1; everything else the library returns is already in 0..1)."""
+    return to_rgb(images).movedim(1, -1).contiguous().to(device=output_device(), dtype=torch.float32)
 
 
 def offload_device() -> torch.device:

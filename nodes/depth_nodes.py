@@ -25,23 +25,17 @@ from .comfy_services import (
     model_files,
     offload_device,
     on_compute_device,
-    output_device,
     progress_callback,
     should_stop,
+    to_comfy_image,
 )
 from .model_choices import DEFAULT_DEPTH_MODEL, builtin_depth_model, depth_model_choices
-
-DepthModelType = io.Custom("DEPTHSTYLE_DEPTH_MODEL")
+from .types import DepthModelType
 
 LICENCE_NOTE = (
     "Licences: Depth-Anything-V2-Small is Apache-2.0 (commercial use allowed); Base and Large are "
     "CC-BY-NC-4.0 (non-commercial use only)."
 )
-
-
-def _to_image(images: torch.Tensor) -> torch.Tensor:
-    """``[B,3,H,W]`` -> ComfyUI IMAGE ``[B,H,W,3]``, float32 on the intermediate device, values unclamped."""
-    return images.movedim(1, -1).contiguous().to(device=output_device(), dtype=torch.float32)
 
 
 class DepthModelLoader(io.ComfyNode):
@@ -143,7 +137,7 @@ class EstimateDepth(io.ComfyNode):
             )
         # Normalised depth passes unchanged; raw depth is brought into 0..1 for the colour map.
         colored = colorize_depth(normalize_depth(depth, "per_batch"))
-        return io.NodeOutput(_to_image(depth.expand(-1, 3, -1, -1)), _to_image(colored))
+        return io.NodeOutput(to_comfy_image(depth.expand(-1, 3, -1, -1)), to_comfy_image(colored))
 
 
 DEPTH_NODES: list[type[io.ComfyNode]] = [DepthModelLoader, EstimateDepth]

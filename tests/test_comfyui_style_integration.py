@@ -460,7 +460,7 @@ BRIDGE_SCRIPT = textwrap.dedent(
     import torch
     sys.path.insert(0, os.environ["PACK_PARENT"])
     from depthstyle.depthstyle_core.models.transformer_net import TransformerNet
-    from depthstyle.nodes.style_nodes import Stylize
+    from depthstyle.nodes.stylize_nodes import Stylize
 
     torch.manual_seed(0)
     net = TransformerNet().eval()

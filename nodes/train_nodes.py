@@ -1,4 +1,4 @@
-"""Style nodes: load a style model, stylise images with it, train a new style from a node.
+"""Training node: train a new style network from a style image and content photos.
 
 Node ids, input names and combo values are permanent once released: saved workflows refer to them.
 """
@@ -12,14 +12,13 @@ import torch
 from comfy_api.v0_0_2 import io, ui
 
 from ..depthstyle_core.depth import DepthEstimator
-from ..depthstyle_core.errors import InputImageError, ModelNotAvailableError
-from ..depthstyle_core.hub import HubFile
-from ..depthstyle_core.images import bchw_to_comfy, comfy_to_bchw, load_image, pil_to_tensor
+from ..depthstyle_core.errors import InputImageError
+from ..depthstyle_core.images import comfy_to_bchw, load_image, pil_to_tensor
 from ..depthstyle_core.model_paths import safe_model_path
 from ..depthstyle_core.models.transformer_net import TransformerNet
 from ..depthstyle_core.models.vgg import VGG16_HUB, load_vgg16
 from ..depthstyle_core.style_model import load_style_model
-from ..depthstyle_core.stylize import DEFAULT_OVERLAP, MIN_TILE_MARGIN, PRECISIONS, stylize
+from ..depthstyle_core.stylize import stylize
 from ..trainers import ContentSource, TrainConfig, TrainResult, train_style
 from ..trainers.loss_curve import draw_loss_curve
 from .comfy_services import (
@@ -27,209 +26,18 @@ from .comfy_services import (
     VGG_FOLDER,
     input_directory,
     model_dirs,
-    model_file_fingerprint,
-    model_file_path,
-    model_files,
     offload_device,
-    on_compute_device,
-    output_device,
     progress_callback,
     save_folder,
     should_stop,
+    to_comfy_image,
     training_device,
 )
-from .depth_nodes import DepthModelType
-from .model_choices import HUB_STYLE_CHOICE, style_model_choices
-
-StyleModelType = io.Custom("DEPTHSTYLE_STYLE_MODEL")
+from .types import DepthModelType, StyleModelType
 
 log = logging.getLogger("depthstyle")
 
-SMALLEST_TILE = DEFAULT_OVERLAP + MIN_TILE_MARGIN  # stylize refuses smaller tiles (the overlap eats them)
-BYTES_PER_PIXEL = 512  # TransformerNet activations per input pixel in fp32, with headroom
-CHUNK = 4  # images stylize runs at once (its default chunk_size)
 DEFAULTS = TrainConfig()
-
-
-def _to_image(images: torch.Tensor) -> torch.Tensor:
-    """``[B,3,H,W]`` 0..1 -> ComfyUI IMAGE, float32 on the intermediate device."""
-    return bchw_to_comfy(images, output_device())
-
-
-class StyleModelLoader(io.ComfyNode):
-    """Loads a style model: a .safetensors file from the style folders, or a file on the Hugging Face Hub."""
-
-    @classmethod
-    def define_schema(cls) -> io.Schema:
-        choices = style_model_choices(model_files(STYLE_FOLDER))
-        return io.Schema(
-            node_id="DepthStyle_StyleModelLoader",
-            display_name="DepthStyle Style Model Loader",
-            category="DepthStyle/style",
-            description=(
-                "Loads a trained style network (.safetensors) from models/depthstyle/styles (and folders "
-                "added for depthstyle_styles in extra_model_paths.yaml). Styles trained with DepthStyle "
-                "Train Style are saved there; community fast_neural_style models work once converted "
-                "with `depthstyle convert`. Set hub_repo_id to load from the Hugging Face Hub instead."
-            ),
-            inputs=[
-                io.Combo.Input(
-                    "model",
-                    options=choices,
-                    default=choices[0],
-                    tooltip="A style model file. Ignored when hub_repo_id is set. Press R (refresh) after "
-                    "training or copying in a new model.",
-                ),
-                io.String.Input(
-                    "hub_repo_id",
-                    default="",
-                    optional=True,
-                    tooltip="Load from the Hugging Face Hub instead, e.g. user/my-styles. When set it wins "
-                    "over 'model'. Empty: use 'model'.",
-                ),
-                io.String.Input(
-                    "hub_filename",
-                    default="",
-                    optional=True,
-                    tooltip="The .safetensors file in hub_repo_id, e.g. candy.safetensors (may include a "
-                    "folder). Only used with hub_repo_id.",
-                ),
-                io.String.Input(
-                    "hub_revision",
-                    default="main",
-                    optional=True,
-                    tooltip="Which version of the file. A full 40-character commit id pins it exactly: the "
-                    "same weights forever, loaded from the Hub cache without asking the network once "
-                    "downloaded (best for shared workflows). A branch or tag such as 'main' takes its newest "
-                    "commit at the first download and is not refreshed afterwards.",
-                ),
-            ],
-            outputs=[StyleModelType.Output("style_model", display_name="style_model")],
-        )
-
-    @classmethod
-    def fingerprint_inputs(
-        cls, model: str, hub_repo_id: str = "", hub_filename: str = "", hub_revision: str = "main"
-    ) -> object:
-        if hub_repo_id.strip():
-            return hub_repo_id, hub_filename, hub_revision
-        return model_file_fingerprint(STYLE_FOLDER, model)
-
-    @classmethod
-    def execute(
-        cls, model: str, hub_repo_id: str = "", hub_filename: str = "", hub_revision: str = "main"
-    ) -> io.NodeOutput:
-        net = _load_style(model, hub_repo_id.strip(), hub_filename.strip(), hub_revision.strip())
-        return io.NodeOutput(net.to(offload_device()))
-
-
-def _load_style(model: str, repo_id: str, filename: str, revision: str) -> TransformerNet:
-    """The style network named by the loader's inputs: the Hub reference if given, else the file."""
-    folders = ", ".join(model_dirs(STYLE_FOLDER))
-    if not repo_id:
-        if model == HUB_STYLE_CHOICE:
-            raise ModelNotAvailableError(
-                f"No style model chosen: put .safetensors style models into {folders} and pick one in "
-                "'model' (refresh the page after adding files), or set hub_repo_id and hub_filename."
-            )
-        return load_style_model(model_file_path(STYLE_FOLDER, model))[0]
-    if not filename:
-        raise ValueError(f"hub_filename is empty: name the .safetensors file to load from {repo_id}")
-    try:
-        # No model folders here: a local file of the same name must not replace the pinned Hub file.
-        return load_style_model(HubFile(repo_id, filename, revision or "main"))[0]
-    except ModelNotAvailableError as err:
-        raise ModelNotAvailableError(
-            f"{err}\nOr save the file into {folders}, choose it in 'model' and clear hub_repo_id."
-        ) from err
-
-
-class Stylize(io.ComfyNode):
-    """Applies a style model to images: same size out as in, with strength and colour preservation."""
-
-    @classmethod
-    def define_schema(cls) -> io.Schema:
-        return io.Schema(
-            node_id="DepthStyle_Stylize",
-            display_name="DepthStyle Stylize",
-            category="DepthStyle/style",
-            description=(
-                "Stylises each image with a trained style network in one pass. The output has the input's "
-                "size; large images are split into overlapping tiles that join without seams."
-            ),
-            inputs=[
-                io.Image.Input("image"),
-                StyleModelType.Input("style_model"),
-                io.Float.Input(
-                    "strength",
-                    default=1.0,
-                    min=0.0,
-                    max=1.0,
-                    step=0.01,
-                    tooltip="Blend between the input (0) and the fully stylised image (1).",
-                ),
-                io.Boolean.Input(
-                    "preserve_color",
-                    default=False,
-                    tooltip="Keep the input's colours and take only the brightness pattern from the style.",
-                ),
-                io.Int.Input(
-                    "tile_size",
-                    default=0,
-                    min=0,
-                    max=16384,
-                    step=8,
-                    tooltip="0: whole images, split into tiles only if the GPU runs out of memory. Otherwise "
-                    f"the tile side in pixels (at least {SMALLEST_TILE}); tiles give the same result as "
-                    "whole images and bound memory, but are slower: above about 4 megapixels the tiles "
-                    "first share the whole image's statistics, which takes several extra passes.",
-                ),
-                io.Combo.Input(
-                    "precision",
-                    options=list(PRECISIONS),
-                    default="fp32",
-                    optional=True,
-                    tooltip="fp16/bf16 are faster on a GPU (a tile that overflows is redone in fp32). The "
-                    "CPU always uses fp32.",
-                ),
-            ],
-            outputs=[
-                # The id may not repeat an input's ("image"); the display name is what users see.
-                io.Image.Output("stylized", display_name="stylized", tooltip="The stylised images.")
-            ],
-        )
-
-    @classmethod
-    def execute(
-        cls,
-        image: torch.Tensor,
-        style_model: TransformerNet,
-        strength: float,
-        preserve_color: bool,
-        tile_size: int,
-        precision: str = "fp32",
-    ) -> io.NodeOutput:
-        content = comfy_to_bchw(image)
-        with on_compute_device(style_model, _stylize_memory(content, tile_size)) as device:
-            styled = stylize(
-                style_model,
-                content,
-                strength=strength,
-                preserve_color=preserve_color,
-                tile_size=tile_size,
-                precision=precision,
-                device=device,
-                on_progress=progress_callback(),
-                should_stop=should_stop,
-            )
-        return io.NodeOutput(_to_image(styled))
-
-
-def _stylize_memory(content: torch.Tensor, tile_size: int) -> int:
-    """Bytes to free before stylising: activations of one chunk (or one tile) of images."""
-    batch, _, height, width = content.shape
-    pixels = min(height * width, tile_size * tile_size) if tile_size else height * width
-    return pixels * min(batch, CHUNK) * BYTES_PER_PIXEL
 
 
 class TrainStyle(io.ComfyNode):
@@ -516,7 +324,7 @@ def _loss_curve(result: TrainResult) -> torch.Tensor:
     """The loss-curve PNG the trainer wrote, else the chart drawn from the log, as an IMAGE."""
     path = result.paths.loss_curve
     image = load_image(path) if path.is_file() else pil_to_tensor(draw_loss_curve(result.records))
-    return _to_image(image)
+    return to_comfy_image(image)
 
 
 def _preview(
@@ -525,8 +333,8 @@ def _preview(
     """The trainer's last preview, else (its file removed) the first content photo stylised now."""
     path = result.paths.preview
     if path.is_file():
-        return _to_image(load_image(path))
-    return _to_image(stylize(net, content.load_resized(0, image_size).unsqueeze(0)))
+        return to_comfy_image(load_image(path))
+    return to_comfy_image(stylize(net, content.load_resized(0, image_size).unsqueeze(0)))
 
 
-STYLE_NODES: list[type[io.ComfyNode]] = [StyleModelLoader, Stylize, TrainStyle]
+TRAIN_NODES: list[type[io.ComfyNode]] = [TrainStyle]

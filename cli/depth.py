@@ -1,0 +1,56 @@
+"""``depthstyle depth``: depth maps (near = white) with Depth Anything V2."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .common import expand_images
+
+
+def _depth_command(args: argparse.Namespace) -> int:
+    import torch
+
+    from ..depthstyle_core.depth import colorize_depth, depth_to_rgb, estimate_depth, load_depth_model
+    from ..depthstyle_core.images import load_image, save_image
+
+    images = expand_images(args.images)
+    if not images:
+        raise SystemExit("depthstyle depth: no images found in " + ", ".join(args.images))
+    out_dir = Path(args.output)
+    estimator = load_depth_model(args.model, model_dirs=[args.models_dir / "depth"], device=args.device)
+    print(f"depth model: {estimator.name} (licence {estimator.licence})", file=sys.stderr)
+    with torch.inference_mode():
+        for index, path in enumerate(images, start=1):
+            depth = estimate_depth(
+                estimator, load_image(path), resolution=args.resolution, precision=args.precision
+            )
+            written = [save_image(depth_to_rgb(depth), out_dir / f"{path.stem}_depth.png")]
+            if args.colormap:
+                written.append(save_image(colorize_depth(depth), out_dir / f"{path.stem}_depth_color.png"))
+            print(f"[{index}/{len(images)}] {path} -> {', '.join(map(str, written))}", file=sys.stderr)
+    return 0
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "depth",
+        help="estimate depth maps (near = white) with Depth Anything V2",
+        description="Write a greyscale depth map (near = white) for each image, "
+        "and optionally a colour preview.",
+    )
+    parser.add_argument("images", nargs="+", help="image files or folders")
+    parser.add_argument("-o", "--output", required=True, help="output folder")
+    parser.add_argument(
+        "--model",
+        default="small",
+        help="small (Apache-2.0, default), base or large (both CC-BY-NC-4.0, non-commercial), "
+        "or a .safetensors path",
+    )
+    parser.add_argument(
+        "--resolution", type=int, default=518, help="shorter side the network sees (default 518)"
+    )
+    parser.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
+    parser.add_argument("--colormap", action="store_true", help="also write a colourised preview")
+    parser.set_defaults(run=_depth_command)
