@@ -1,4 +1,4 @@
-"""The ``depthstyle`` command line: depth maps, stylisation, training and checkpoint conversion.
+"""The ``depthstyle`` command line: depth maps, stylisation, optimisation, training, conversion.
 
 One module per command; each adds its sub-parser with ``add_parser`` and imports torch and the
 library only when it runs, so ``depthstyle --help`` answers at once.
@@ -11,10 +11,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import convert, depth, stylize, train
+from . import convert, depth, optimize, stylize, train
 from .common import default_models_dir
 
-COMMANDS = (train, depth, stylize, convert)
+COMMANDS = (depth, stylize, optimize, train, convert)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -27,3 +27,21 @@ class TrainingError(DepthStyleError, RuntimeError):
 
 class OperationCancelled(DepthStyleError):
     """The caller asked to stop (``should_stop()`` returned True) before the work was done."""
+
+
+class OptimizationError(DepthStyleError, RuntimeError):
+    """A per-image style optimisation had to stop: its loss became NaN or infinite."""
+
+
+class OptimizationStopped(OperationCancelled):
+    """``should_stop()`` ended a per-image optimisation early.
+
+    ``partial`` holds the picture as far as it got, finished like a full result (output size,
+    strength, preserve_color), so a caller can still save it; ``step`` of ``total`` steps were done.
+    """
+
+    def __init__(self, message: str, partial: object, step: int, total: int) -> None:
+        super().__init__(message)
+        self.partial = partial
+        self.step = step
+        self.total = total

@@ -80,9 +80,9 @@ def stylize(
                 progress.check_stop()
                 chunk = content[start : start + chunk_size].to(run_device)
                 styled = _stylize_chunk(_Runner(model, dtype), chunk, plan, progress).clamp_(0, 1)
-                out[start : start + chunk.shape[0]] = _finish(chunk, styled, strength, preserve_color).to(
-                    out.device
-                )
+                out[start : start + chunk.shape[0]] = blend_with_content(
+                    chunk, styled, strength, preserve_color
+                ).to(out.device)
                 progress.chunk_done(out[start].cpu())
             return out
     finally:
@@ -327,7 +327,10 @@ def _run_tiles(
     return out
 
 
-def _finish(content: Tensor, styled: Tensor, strength: float, preserve_color: bool) -> Tensor:
+def blend_with_content(content: Tensor, styled: Tensor, strength: float, preserve_color: bool) -> Tensor:
+    """The final image from a fully stylised one: the content's colours with the stylised luminance if
+    ``preserve_color``, then a blend towards the content (``strength`` 1: all style), clamped to 0..1.
+    Shared by every way of stylising, so the two options mean the same everywhere."""
     if preserve_color:
         styled = transfer_luminance(content, styled)
     if strength != 1.0:

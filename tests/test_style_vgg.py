@@ -12,6 +12,7 @@ from depthstyle.depthstyle_core.models.transformer_net import TransformerNet
 from depthstyle.depthstyle_core.models.vgg import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    JOHNSON_TAPS,
     TAPS,
     VGG16_HUB,
     VGG16Features,
@@ -47,13 +48,25 @@ def normalized(x: torch.Tensor) -> torch.Tensor:
 def test_layer_indices_and_taps_match_torchvision(torchvision_features):
     ours = VGG16Features()
     theirs = {
-        k: tuple(v.shape) for k, v in torchvision_features.state_dict().items() if int(k.split(".")[0]) <= 22
+        k: tuple(v.shape) for k, v in torchvision_features.state_dict().items() if int(k.split(".")[0]) <= 25
     }
     assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == {
         f"features.{k}": s for k, s in theirs.items()
     }
-    assert len(ours.features) == 23
-    assert TAPS == {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22}
+    assert len(ours.features) == 26
+    assert TAPS == {
+        "relu1_1": 1,
+        "relu1_2": 3,
+        "relu2_1": 6,
+        "relu2_2": 8,
+        "relu3_1": 11,
+        "relu3_3": 15,
+        "relu4_1": 18,
+        "relu4_2": 20,
+        "relu4_3": 22,
+        "relu5_1": 25,
+    }
+    assert JOHNSON_TAPS == ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
     for index in TAPS.values():
         assert isinstance(torchvision_features[index], torch.nn.ReLU)
 
@@ -61,11 +74,11 @@ def test_layer_indices_and_taps_match_torchvision(torchvision_features):
 def test_outputs_equal_torchvision_under_the_same_random_weights(torchvision_features):
     ours = VGG16Features()
     ours.features.load_state_dict(
-        {k: v for k, v in torchvision_features.state_dict().items() if int(k.split(".")[0]) <= 22}
+        {k: v for k, v in torchvision_features.state_dict().items() if int(k.split(".")[0]) <= 25}
     )
     x = torch.rand(2, 3, 40, 36)
     with torch.no_grad():
-        features = ours(x)
+        features = ours(x, taps=TAPS)
         for name, index in TAPS.items():
             expected = torchvision_features[: index + 1](normalized(x))
             assert features[name].shape == expected.shape
@@ -77,9 +90,11 @@ def test_requested_taps_only_and_early_stop():
     vgg = VGG16Features()
     x = torch.rand(1, 3, 16, 16)
     with torch.no_grad():
-        full = vgg(x)
+        full = vgg(x, taps=TAPS)
+        default = vgg(x)
         content = vgg(x, taps=["relu2_2"])
     assert list(full) == list(TAPS)
+    assert list(default) == list(JOHNSON_TAPS)
     assert list(content) == ["relu2_2"]
     assert torch.equal(content["relu2_2"], full["relu2_2"])
     with pytest.raises(ValueError):
@@ -100,8 +115,8 @@ def test_stylised_and_content_in_one_batch_equal_separate_runs():
     vgg = VGG16Features()
     stylised, content = torch.rand(2, 3, 24, 24), torch.rand(2, 3, 24, 24)
     with torch.no_grad():
-        joint = vgg(torch.cat([stylised, content]))
-        alone = vgg(stylised)
+        joint = vgg(torch.cat([stylised, content]), taps=TAPS)
+        alone = vgg(stylised, taps=TAPS)
     for name in TAPS:
         torch.testing.assert_close(joint[name][:2], alone[name])
 
@@ -118,6 +133,7 @@ def test_load_vgg16_reads_features_from_the_pinned_hub_file(
     vgg = load_vgg16(cache_dir=tmp_path)
     assert not vgg.training and not any(p.requires_grad for p in vgg.parameters())
     assert torch.equal(vgg.features[21].weight, torchvision_features[21].weight)
+    assert torch.equal(vgg.features[24].weight, torchvision_features[24].weight)
     assert torch.equal(vgg.features[0].bias, torchvision_features[0].bias)
 
 
@@ -134,5 +150,5 @@ def test_load_vgg16_refuses_a_style_model(tmp_path):
     save_file(TransformerNet().state_dict(), str(path))
     with pytest.raises(CheckpointError) as info:
         load_vgg16(path)
-    assert "Missing (20)" in str(info.value) and "features.0.weight" in str(info.value)
+    assert "Missing (22)" in str(info.value) and "features.0.weight" in str(info.value)
     assert "style model (TransformerNet)" in str(info.value)

@@ -10,7 +10,6 @@ checked there, and a checkpoint is never written from non-finite weights.
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import json
 import os
@@ -19,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..depthstyle_core.checkpoint import load_state_dict_strict
 from ..depthstyle_core.depth import DepthEstimator
@@ -34,6 +33,7 @@ from .config import TrainConfig
 from .data import BatchStream, ContentSource, CropSampler
 from .loss_curve import write_loss_curve
 from .loss_log import TERMS, LossLog
+from .loss_networks import autograd_ready, depth_network
 from .objective import StyleObjective, prepare_style_image
 from .paths import TrainPaths
 from .state import TrainState, load_train_state, save_train_state
@@ -59,25 +59,6 @@ class TrainResult:
 
 def _sha256(tensor: Tensor) -> str:
     return hashlib.sha256(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).hexdigest()
-
-
-def _autograd_ready(module: nn.Module) -> nn.Module:
-    """``module`` itself, or a copy if it was built under ``torch.inference_mode`` (its tensors could
-    not take part in autograd). Frozen and in eval mode either way."""
-    if any(t.is_inference() for t in [*module.parameters(), *module.buffers()]):
-        module = copy.deepcopy(module)
-    return module.requires_grad_(False).train(False)
-
-
-def _depth_network(
-    depth_model: DepthAnythingV2 | DepthEstimator | None,
-) -> tuple[DepthAnythingV2 | None, str]:
-    if depth_model is None:
-        return None, "none"
-    if isinstance(depth_model, DepthEstimator):
-        return depth_model.model, depth_model.name
-    config = getattr(depth_model, "config", None)
-    return depth_model, f"{type(depth_model).__name__}({config})" if config else type(depth_model).__name__
 
 
 def _as_source(content: ContentSource | Tensor | str | os.PathLike) -> ContentSource:
@@ -122,9 +103,9 @@ class _Run:
             "content": source.description,
             "depth_model": depth_name if config.depth_weight > 0 else "none",
         }
-        vgg = _autograd_ready(vgg).to(device, memory_format=self.memory_format)
+        vgg = autograd_ready(vgg).to(device, memory_format=self.memory_format)
         depth = (
-            _autograd_ready(depth_model).to(device)
+            autograd_ready(depth_model).to(device)
             if depth_model is not None and config.depth_weight > 0
             else None
         )
@@ -382,7 +363,7 @@ def train_style(
     """
     config = config or TrainConfig()
     device = torch.device(device)
-    network, depth_name = _depth_network(depth_model)
+    network, depth_name = depth_network(depth_model)
     if config.depth_weight > 0 and network is None:
         raise ValueError(
             f"depth_weight is {config.depth_weight} but no depth model was given: pass "

@@ -1,8 +1,10 @@
-"""VGG-16 feature extractor for the perceptual losses (relu1_2, relu2_2, relu3_3, relu4_3).
+"""VGG-16 feature extractor for the perceptual losses.
 
 The layers keep torchvision's ``features.{i}`` indices, so torchvision's and timm's ImageNet weights load
-unchanged; the network stops after relu4_3 (index 22), the deepest layer the losses use. Inputs are 0..1
-RGB; the ImageNet normalisation happens inside, so no caller can get it wrong.
+unchanged. The network ends at relu5_1 (index 25), the deepest layer any loss uses: training taps
+relu1_2, relu2_2, relu3_3 and relu4_3 (Johnson et al.), per-image optimisation taps relu1_1 ... relu5_1
+and relu4_2 (Gatys et al.). A forward pass stops at the deepest tap asked for. Inputs are 0..1 RGB; the
+ImageNet normalisation happens inside, so no caller can get it wrong.
 """
 
 from __future__ import annotations
@@ -24,12 +26,24 @@ VGG16_HUB = HubFile(
 )
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-TAPS: dict[str, int] = {"relu1_2": 3, "relu2_2": 8, "relu3_3": 15, "relu4_3": 22}
-_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512)  # conv1_1 .. conv4_3
+TAPS: dict[str, int] = {
+    "relu1_1": 1,
+    "relu1_2": 3,
+    "relu2_1": 6,
+    "relu2_2": 8,
+    "relu3_1": 11,
+    "relu3_3": 15,
+    "relu4_1": 18,
+    "relu4_2": 20,
+    "relu4_3": 22,
+    "relu5_1": 25,
+}
+JOHNSON_TAPS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
+_LAYOUT = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512)  # conv1_1 .. conv5_1
 
 
 class VGG16Features(nn.Module):
-    """Frozen VGG-16 ``features[0:23]``: ``[B,3,H,W]`` 0..1 -> {tap name: activation}.
+    """Frozen VGG-16 ``features[0:26]``: ``[B,3,H,W]`` 0..1 -> {tap name: activation}.
 
     Parameters never receive gradients, but gradients flow to the input (the stylised image).
     """
@@ -50,7 +64,7 @@ class VGG16Features(nn.Module):
         self.requires_grad_(False)
         self.train(False)
 
-    def forward(self, x01: Tensor, taps: Iterable[str] = tuple(TAPS)) -> dict[str, Tensor]:
+    def forward(self, x01: Tensor, taps: Iterable[str] = JOHNSON_TAPS) -> dict[str, Tensor]:
         """Activations at ``taps``; stops at the deepest requested one (content needs only relu2_2)."""
         wanted = {TAPS[name]: name for name in taps}
         if not wanted:
@@ -74,7 +88,7 @@ def load_vgg16(
 ) -> VGG16Features:
     """Load the ImageNet VGG-16 features (frozen, eval mode) from a timm/torchvision-layout safetensors file.
 
-    Only the ``features.*`` tensors up to conv4_3 are read (the 411 MB classifier is never materialised).
+    Only the ``features.*`` tensors up to conv5_1 are read (the 411 MB classifier is never materialised).
     """
     path = resolve_model_file(
         source, model_dirs=model_dirs, cache_dir=cache_dir, endpoint=endpoint, token=token

@@ -1,0 +1,159 @@
+"""Optimisation node: stylise images with any painting, no trained model needed.
+
+Node ids, input names and combo values are permanent once released: saved workflows refer to them.
+The input names of the settings are OptimizeConfig's field names, so they pass straight through.
+"""
+
+from __future__ import annotations
+
+import torch
+from comfy_api.v0_0_2 import io
+
+from ..depthstyle_core.depth import DepthEstimator
+from ..depthstyle_core.images import comfy_to_bchw
+from ..depthstyle_core.models.vgg import VGG16_HUB, load_vgg16
+from ..trainers import OptimizeConfig, optimize_style
+from ..trainers.optimize_config import INITS
+from .comfy_services import (
+    VGG_FOLDER,
+    model_dirs,
+    progress_callback,
+    should_stop,
+    to_comfy_image,
+    training_device,
+)
+from .types import DepthModelType
+
+DEFAULTS = OptimizeConfig()
+
+
+def _weight(name: str, default: float, tooltip: str) -> io.Float.Input:
+    return io.Float.Input(name, default=default, min=0.0, max=1000.0, step=0.1, tooltip=tooltip)
+
+
+class OptimizeStyle(io.ComfyNode):
+    """Optimises each image towards the style images, with the depth loss when a depth model is given."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="DepthStyle_OptimizeStyle",
+            display_name="DepthStyle Optimize Style (any painting, no training)",
+            category="DepthStyle/style",
+            description=(
+                "Paints each image in the style of any painting without a trained model: the picture "
+                "itself is optimised (Gatys et al. 2016) so that its VGG-16 style statistics match the "
+                "painting while its content and, with a depth model connected, its depth layout stay "
+                "those of the photo (Liu et al. 2017). Works coarse to fine, from 128 px up to 'size'. "
+                "Seconds on a GPU, minutes on a CPU. The VGG-16 loss network is "
+                f"models/depthstyle/vgg/{VGG16_HUB.local_filename}, else downloaded once from "
+                f"{VGG16_HUB.repo_id}."
+            ),
+            inputs=[
+                io.Image.Input("image", tooltip="The photos to stylise (a batch is optimised together)."),
+                io.Image.Input(
+                    "style_image",
+                    tooltip="The painting. A batch of several paintings (same size) blends their styles "
+                    "in equal shares.",
+                ),
+                DepthModelType.Input(
+                    "depth_model",
+                    optional=True,
+                    tooltip="Connect a depth model to keep the photo's depth layout (depth-aware style "
+                    "transfer). Without it depth_weight is ignored.",
+                ),
+                io.Int.Input(
+                    "size",
+                    default=DEFAULTS.size,
+                    min=0,
+                    max=4096,
+                    step=8,
+                    tooltip="Long side of the result in pixels; 0 keeps the input's size. Larger is "
+                    "slower (the last scale costs most).",
+                ),
+                io.Int.Input(
+                    "steps",
+                    default=DEFAULTS.steps,
+                    min=1,
+                    max=10000,
+                    tooltip="Optimisation steps per scale (the first, smallest scale runs twice as many). "
+                    "More steps take the picture further into the style.",
+                ),
+                _weight(
+                    "content_weight",
+                    DEFAULTS.content_weight,
+                    "How much of the photo's content is "
+                    "kept. The weights are shares, so the paper's 1 / 5 / 5 mean what they say.",
+                ),
+                _weight(
+                    "style_weight",
+                    DEFAULTS.style_weight,
+                    "How strongly the painting's textures and colours are imposed (the paper: 5).",
+                ),
+                _weight(
+                    "depth_weight",
+                    DEFAULTS.depth_weight,
+                    "How strongly the photo's depth layout is "
+                    "kept (the paper: 5). Only with a depth model connected.",
+                ),
+                _weight("tv_weight", DEFAULTS.tv_weight, "Smoothing of pixel noise; 0 turns it off."),
+                io.Combo.Input(
+                    "init",
+                    options=list(INITS),
+                    default=DEFAULTS.init,
+                    tooltip="Start from the photo (keeps its composition best), from noise (freer, more "
+                    "painterly), or from their average.",
+                ),
+                io.Int.Input(
+                    "seed",
+                    default=DEFAULTS.seed,
+                    min=0,
+                    max=0xFFFFFFFF,
+                    control_after_generate=False,
+                    tooltip="Fixes the noise used to start (init noise/blend) and to balance the weights, "
+                    "so a result can be repeated.",
+                ),
+                io.Float.Input(
+                    "strength",
+                    default=DEFAULTS.strength,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="Blend between the photo (0) and the full result (1).",
+                ),
+                io.Boolean.Input(
+                    "preserve_color",
+                    default=DEFAULTS.preserve_color,
+                    tooltip="Keep the photo's colours and take only the brightness pattern from the style.",
+                ),
+            ],
+            outputs=[io.Image.Output("optimized", display_name="optimized", tooltip="The stylised images.")],
+        )
+
+    @classmethod
+    def execute(
+        cls,
+        image: torch.Tensor,
+        style_image: torch.Tensor,
+        depth_model: DepthEstimator | None = None,
+        **settings: object,
+    ) -> io.NodeOutput:
+        config = OptimizeConfig(
+            **{**settings, "depth_weight": settings["depth_weight"] if depth_model is not None else 0.0}
+        )
+        vgg = load_vgg16(model_dirs=model_dirs(VGG_FOLDER))
+        with training_device() as device:
+            result = optimize_style(
+                comfy_to_bchw(image),
+                comfy_to_bchw(style_image),
+                vgg=vgg,
+                depth_model=depth_model,
+                config=config,
+                device=device,
+                on_progress=progress_callback(),
+                should_stop=should_stop,
+            )
+        return io.NodeOutput(to_comfy_image(result))
+
+
+OPTIMIZE_NODES: list[type[io.ComfyNode]] = [OptimizeStyle]
