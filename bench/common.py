@@ -62,3 +62,14 @@ def transformers_depth_anything_small():
     )
     torch.manual_seed(0)
     return DepthAnythingForDepthEstimation(config).eval()
+
+
+def random_depth_anything(config):
+    """Default-initialised Depth Anything whose last bias keeps the final ReLU open, so that depth losses
+    are not identically zero (the trainer refuses to calibrate a zero loss)."""
+    from depthstyle.depthstyle_core.models.depth_anything import DepthAnythingV2
+
+    model = DepthAnythingV2(config)
+    with torch.no_grad():
+        dict(model.named_parameters())["depth_head.scratch.output_conv2.2.bias"].fill_(1.0)
+    return model.requires_grad_(False)

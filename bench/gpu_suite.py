@@ -1,9 +1,9 @@
-"""GPU benchmark suite: depth estimation, stylisation and training, written as JSON + Markdown.
+"""GPU benchmark suite: depth, stylisation, training and per-image optimisation, as JSON + Markdown.
 
 Random weights with the real architectures (speed does not depend on the values). Every timing is
 synchronised, best of a few repeats after warm-up; ratios compare runs made in this same process.
 
-Run on a CUDA machine (about 5 minutes on an H100):
+Run on a CUDA machine (about 6 minutes on an H100):
     python bench/gpu_suite.py --device cuda
 Check that it works on the CPU (tiny sizes, seconds):
     python bench/gpu_suite.py --device cpu --quick
@@ -19,12 +19,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from common import command_and_machine, transformers_depth_anything_small
+from common import command_and_machine, random_depth_anything, transformers_depth_anything_small
 
 from depthstyle.depthstyle_core.depth import DepthEstimator, estimate_depth
 from depthstyle.depthstyle_core.models.depth_anything import (
     DepthAnythingConfig,
-    DepthAnythingV2,
     build_depth_anything,
     to_original_layout,
 )
@@ -33,9 +32,12 @@ from depthstyle.depthstyle_core.models.vgg import VGG16Features
 from depthstyle.depthstyle_core.stylize import stylize
 from depthstyle.trainers.config import TrainConfig
 from depthstyle.trainers.feedforward import train_style
+from depthstyle.trainers.optimize import optimize_style
+from depthstyle.trainers.optimize_config import OptimizeConfig
 
 RESULTS = Path(__file__).parent / "results"
 PRECISIONS = ("fp32", "fp16", "bf16")
+SECTIONS = ("depth", "stylize", "training", "optimize")
 
 
 class Timer:
@@ -179,15 +181,6 @@ def bench_stylize(device: torch.device, quick: bool, timer: Timer) -> list[dict]
     return rows
 
 
-def _random_depth_model(config: DepthAnythingConfig) -> DepthAnythingV2:
-    """Default-initialised Depth Anything whose last bias keeps the final ReLU open, so the depth
-    loss is not identically zero (the trainer refuses to calibrate a zero loss)."""
-    model = DepthAnythingV2(config)
-    with torch.no_grad():
-        dict(model.named_parameters())["depth_head.scratch.output_conv2.2.bias"].fill_(1.0)
-    return model
-
-
 def bench_training(
     device: torch.device, quick: bool, timer: Timer, out_dir: Path, steps: tuple[int, int] | None
 ) -> list[dict]:
@@ -200,7 +193,7 @@ def bench_training(
     for depth_weight in (5.0, 0.0):
         torch.manual_seed(0)
         vgg = VGG16Features()
-        depth_model = _random_depth_model(depth_config) if depth_weight else None
+        depth_model = random_depth_anything(depth_config) if depth_weight else None
         content = torch.rand(32, 3, image_size + 32, image_size + 32)
         style = torch.rand(1, 3, image_size, image_size)
         config = TrainConfig(
@@ -248,11 +241,55 @@ def bench_training(
     return rows
 
 
+def bench_optimize(device: torch.device, quick: bool, timer: Timer) -> list[dict]:
+    """The default 512 px per-image optimisation of a 512x384 photo (VGG-16 and Depth Anything V2 Small
+    in the loop), after a short warm-up run: wall time (goal on an H100: under 5 s) and peak memory."""
+    torch.manual_seed(0)
+    vgg = VGG16Features()
+    depth = random_depth_anything(DepthAnythingConfig.variant("small"))
+    photo = torch.rand(1, 3, 384, 512)
+    style = torch.rand(1, 3, 512, 512)
+    precisions = ("fp32",) if device.type == "cpu" else ("fp32", "auto")
+    rows = []
+    for precision in precisions:
+        config = OptimizeConfig(precision=precision, **({"size": 128, "steps": 2} if quick else {}))
+        warm = OptimizeConfig(precision=precision, size=128 if quick else 256, steps=2)
+        optimize_style(photo, style, vgg=vgg, depth_model=depth, config=warm, device=device)
+        timer.reset_peak()
+        totals: list[int] = []
+
+        def run(config=config, totals=totals):
+            optimize_style(
+                photo,
+                style,
+                vgg=vgg,
+                depth_model=depth,
+                config=config,
+                device=device,
+                on_progress=lambda done, total, preview: totals.append(total),
+            )
+
+        seconds = timer.best(run, repeats=1, warmup=0)
+        steps = totals[-1]
+        rows.append(
+            {
+                "precision": "bf16 autocast" if precision == "auto" and device.type == "cuda" else "fp32",
+                "result": "512x384" if not quick else "128x96",
+                "steps": steps,
+                "seconds": round(seconds, 2),
+                "goal_seconds": 5,
+                "peak_gb": timer.peak_gb(),
+            }
+        )
+        print("optimize", rows[-1], flush=True)
+    return rows
+
+
 def to_markdown(result: dict) -> str:
     """The result as Markdown tables, one per section."""
     lines = ["# GPU suite", "", "```", result["environment"]["command"], "```", ""]
     lines += [f"- {k}: {v}" for k, v in result["environment"].items() if k != "command"]
-    for section in ("depth", "stylize", "training"):
+    for section in SECTIONS:
         rows = result.get(section)
         lines += ["", f"## {section}", ""]
         if not isinstance(rows, list) or not rows:
@@ -270,7 +307,7 @@ def main() -> None:
     )
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check the suite itself")
-    parser.add_argument("--sections", nargs="+", default=["depth", "stylize", "training"])
+    parser.add_argument("--sections", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--output", type=Path, default=RESULTS, help="folder for the JSON and Markdown")
     parser.add_argument("--tag", default="", help="suffix of the result files, e.g. 'before' or 'after'")
     parser.add_argument(
@@ -287,6 +324,7 @@ def main() -> None:
         "depth": lambda: bench_depth(device, args.quick, timer),
         "stylize": lambda: bench_stylize(device, args.quick, timer),
         "training": lambda: bench_training(device, args.quick, timer, scratch, args.train_steps),
+        "optimize": lambda: bench_optimize(device, args.quick, timer),
     }
     for section in args.sections:
         start = time.perf_counter()

@@ -76,7 +76,7 @@ def total_variation_per_image(images: Tensor) -> Tensor:
 class _Targets:
     content: Tensor | None  # VGG features of the content at the content layer, [B,C,h,w]
     grams: dict[str, Tensor]  # blended style Gram matrix per style layer, [1,C,C]
-    depth: Tensor | None  # the content's depth map, [B,1,h,w]
+    depth: Tensor | None  # the content's depth map, [B,1,h,w], normalised once for the "ssi" loss
 
 
 class ScaleObjective:
@@ -130,7 +130,9 @@ class ScaleObjective:
         return blended
 
     def _depth(self, images: Tensor) -> Tensor:
-        return depth_for_loss(self.depth_model, images, self.depth_resolution).float()
+        """The depth map as the depth loss compares it: normalised per image for "ssi", raw for "l2"."""
+        depth = depth_for_loss(self.depth_model, images, self.depth_resolution).float()
+        return normalize_depth_ssi(depth) if self.config.depth_loss == "ssi" else depth
 
     def raw_terms(self, images: Tensor) -> dict[str, Tensor]:
         """Unweighted terms per image: ``[B]`` each, style ``[B, layers]``."""
@@ -147,13 +149,7 @@ class ScaleObjective:
             ]
             terms["style"] = torch.stack(per_layer, dim=1)
         if self.targets.depth is not None:
-            predicted = self._depth(images)
-            if config.depth_loss == "ssi":
-                terms["depth"] = _per_image_mse(
-                    normalize_depth_ssi(predicted), normalize_depth_ssi(self.targets.depth)
-                )
-            else:
-                terms["depth"] = _per_image_mse(predicted, self.targets.depth)
+            terms["depth"] = _per_image_mse(self._depth(images), self.targets.depth)
         if config.tv_weight > 0:
             terms["tv"] = total_variation_per_image(images)
         return terms
