@@ -198,7 +198,8 @@ class _Optimization:
 
     def _run_scale(self, index: int, size: tuple[int, int], previous: Tensor | None) -> Tensor:
         content = resize(self.photo, size)
-        objective = ScaleObjective(content, self.styles, self.config, self.vgg, self.depth, index)
+        with self.autocast():  # the targets in the precision the steps will compare them in
+            objective = ScaleObjective(content, self.styles, self.config, self.vgg, self.depth, index)
         start = self._start(size, content, previous)
         pixels = start.contiguous(memory_format=self.memory_format).requires_grad_(True)
         optimizer = torch.optim.Adam([pixels], lr=self.config.lr)
