@@ -39,7 +39,7 @@ _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<
 _BLOB = re.compile(r"^/blobs/(?P<sha256>[0-9a-f]{64})$")
 _RANGE = re.compile(r"^bytes=(?P<start>\d+)-$")
 
-StorageFault = Literal["drop", "short"]
+StorageFault = Literal["drop", "stall", "short", "corrupt"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,7 @@ class _Reply:
     headers: dict[str, str]
     body: bytes = b""
     drop_after: int | None = None  # close the connection after this many body bytes
+    hold: tuple[threading.Event, threading.Event] | None = None  # (set when stalled, wait for this)
 
 
 class FakeHub:
@@ -83,9 +84,14 @@ class FakeHub:
         self.fail_status: int | None = None  # when set, every Hub request gets this status (e.g. 503)
         # "drop": the storage server sends half of the body, then closes the connection; the signed URL
         #   has expired afterwards (any further GET gets 403).
+        # "stall": as "drop", but the storage server waits after the half until ``release`` is set (a
+        #   download caught in the middle); ``stalled`` is set while it waits.
         # "short": the storage server sends half of the file as a complete answer (Content-Length of
         #   the half), so the size differs from the Hub's X-Linked-Size.
+        # "corrupt": the storage server sends other bytes of the right length.
         self.storage_fault: StorageFault | None = None
+        self.stalled = threading.Event()
+        self.release = threading.Event()
 
     @property
     def endpoint(self) -> str:
@@ -211,13 +217,16 @@ class FakeHub:
             if "authorization" in headers:
                 return _Reply(400, {}, b"<Error>InvalidArgument: Only one auth mechanism allowed</Error>")
             content = self._blobs[match["sha256"]]
-            if self.storage_fault == "drop":
+            if self.storage_fault in ("drop", "stall"):
                 if earlier_gets:
                     return _Reply(403, {}, b"<Error>AccessDenied: Request has expired</Error>")
+                hold = (self.stalled, self.release) if self.storage_fault == "stall" else None
                 headers_out = {"Content-Length": str(len(content))}
-                return _Reply(200, headers_out, content, drop_after=len(content) // 2)
+                return _Reply(200, headers_out, content, drop_after=len(content) // 2, hold=hold)
             if self.storage_fault == "short":
                 content = content[: len(content) // 2]
+            elif self.storage_fault == "corrupt":
+                content = bytes(byte ^ 0xFF for byte in content)
             requested = _RANGE.match(headers.get("range", ""))
             if requested is not None:
                 start = int(requested["start"])
@@ -252,6 +261,10 @@ def _handler_class(answer) -> type[BaseHTTPRequestHandler]:
             if send_body:
                 self.wfile.write(reply.body if reply.drop_after is None else reply.body[: reply.drop_after])
                 self.wfile.flush()
+                if reply.hold is not None:
+                    stalled, release = reply.hold
+                    stalled.set()
+                    release.wait(timeout=30)
 
         def log_message(self, format: str, *args: object) -> None:
             """Keep test output quiet."""
