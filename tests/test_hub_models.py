@@ -5,6 +5,8 @@ the second time. CI runs this file under each tested huggingface_hub version."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from huggingface_hub import constants
@@ -98,3 +100,14 @@ def test_builtin_model_into_a_model_folder_under_its_readme_name(tmp_path, hub, 
 
     load(key, endpoint=hub.endpoint, **locations)
     assert len(hub.requests) == 2
+
+
+def test_readme_lists_each_builtin_model_with_its_pin_and_local_name():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for kind, hub_file in [
+        *(("depth", DEPTH_MODELS[key].hub_file) for key in DEPTH_LAYOUTS),
+        ("vgg", VGG16_HUB),
+    ]:
+        pin = f"| `{hub_file.repo_id}` | `{hub_file.filename}` | `{hub_file.revision}` |"
+        row = f"{pin} `{kind}/{hub_file.local_filename}` |"
+        assert row in readme, f"README table row missing or outdated: {row}"
