@@ -2,7 +2,7 @@
 
 Either way the bytes go into a hidden temporary file beside their final place, are flushed to disk and
 checked (size, and the sha256 that the Hub gives as a large file's etag), and only then renamed to
-their final name. A broken connection, a wrong size, a full disk or Cancel leave nothing under the
+their final name. A broken connection, a wrong size, a full disk or Ctrl+C leave nothing under the
 final name, and the temporary file is removed.
 
 The Hugging Face cache is written in huggingface_hub's layout (``models--org--name/blobs/<etag>``,
