@@ -108,22 +108,28 @@ def load_depth_model(
     cache_dir: str | os.PathLike | None = None,
     endpoint: str | None = None,
     token: str | bool | None = None,
+    download_dir: str | os.PathLike | None = None,
     device: torch.device | str = "cpu",
     precision: str = "fp32",
 ) -> DepthEstimator:
     """Load a depth model: a built-in name ("small", "base", "large"), a file path, or a file name
     found in ``model_dirs``. Both the Hugging Face layout and the original layout load.
+    A built-in model found nowhere is downloaded into ``download_dir`` (under the local name the
+    README lists), else into the Hugging Face cache.
     ``precision`` (fp32, fp16, bf16) is the default for ``estimate_depth`` with this model."""
     _check_precision(precision)
     spec = DEPTH_MODELS.get(str(source).lower())
     target: str | os.PathLike | HubFile = spec.hub_file if spec else source
     path = resolve_model_file(
-        target, model_dirs=model_dirs, cache_dir=cache_dir, endpoint=endpoint, token=token
+        target,
+        model_dirs=model_dirs,
+        cache_dir=cache_dir,
+        endpoint=endpoint,
+        token=token,
+        download_dir=download_dir,
     )
     tensors, _ = read_safetensors(path)
-    model = build_depth_anything(
-        {k: v.float() for k, v in tensors.items()}, source=str(path)
-    ).to(device)
+    model = build_depth_anything({k: v.float() for k, v in tensors.items()}, source=str(path)).to(device)
     model.requires_grad_(False)
     name = spec.display_name if spec else Path(path).name
     licence = spec.licence if spec else "see the model's own licence"

@@ -1,5 +1,9 @@
 """Find a model file: local path, model folders, the Hugging Face cache, then a download.
 
+A download goes into the Hugging Face cache, or into ``download_dir`` (inside ComfyUI: the model
+folder, where users look for their models). It sends the two requests ``hf_hub_download`` sends:
+HEAD on the Hub, GET where the Hub points (see ``hub_requests``).
+
 Every failure becomes an error a user can act on. With no network the error comes at once and
 names the exact URL and the folder to put the file in. huggingface_hub reads ``HF_HUB_OFFLINE``,
 ``HF_ENDPOINT`` and ``HF_TOKEN`` itself; this module only consults ``huggingface_hub.constants``
@@ -12,8 +16,9 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import BinaryIO
 
-from huggingface_hub import constants, hf_hub_download, hf_hub_url, try_to_load_from_cache
+from huggingface_hub import constants, hf_hub_url, try_to_load_from_cache
 from huggingface_hub.errors import (
     EntryNotFoundError,
     GatedRepoError,
@@ -22,10 +27,11 @@ from huggingface_hub.errors import (
     RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from huggingface_hub.utils import build_hf_headers, hf_raise_for_status, http_backoff
 
 from .checkpoint import ensure_not_pickle
 from .errors import HubAccessError, ModelNotAvailableError
+from .hub_requests import NotAHubAnswerError, RemoteFile, download, read_metadata, storage_host
+from .hub_store import save_download, save_to_cache
 
 LOGIN_HINT = (
     "set HF_TOKEN to an access token or log in with `hf auth login` (older versions: `huggingface-cli login`)"
@@ -67,16 +73,20 @@ def resolve_model_file(
     cache_dir: str | os.PathLike | None = None,
     endpoint: str | None = None,
     token: str | bool | None = None,
+    download_dir: str | os.PathLike | None = None,
 ) -> Path:
     """Return the path of a safetensors model file, downloading it only when nowhere else.
 
-    Order: an existing local path, then the same name in each of ``model_dirs``, then the Hub cache
-    (no network), then a download into the cache. Pickled checkpoints are refused.
+    Order: an existing local path, then the same name in each of ``model_dirs`` (and in
+    ``download_dir``), then the Hub cache (no network), then a download. The download goes to
+    ``download_dir / hub_file.local_filename`` when ``download_dir`` is given, else into the Hub cache.
+    Pickled checkpoints are refused.
     """
     if isinstance(source, HubFile):
         ensure_not_pickle(source.filename, read_bytes=False)
-        lookup = _HubLookup(source, model_dirs, cache_dir, _strip(endpoint), token)
-        path = _find_in_dirs(source.local_filename, model_dirs) or lookup.fetch()
+        folders = [*model_dirs, *([download_dir] if download_dir is not None else [])]
+        lookup = _HubLookup(source, folders, cache_dir, _strip(endpoint), token, download_dir)
+        path = _find_in_dirs(source.local_filename, folders) or lookup.fetch()
     else:
         path = _find_local(Path(source).expanduser(), model_dirs)
     ensure_not_pickle(path)
@@ -110,16 +120,17 @@ def _first_file(candidates: Sequence[Path]) -> Path | None:
 
 @dataclass(frozen=True)
 class _HubLookup:
-    """One attempt to get a Hub file: where it may be and how to reach the Hub."""
+    """One attempt to get a Hub file: where it may be, how to reach the Hub, where a download goes."""
 
     hub_file: HubFile
     model_dirs: Sequence[str | os.PathLike]
     cache_dir: str | os.PathLike | None
     endpoint: str | None
     token: str | bool | None
+    download_dir: str | os.PathLike | None = None
 
     def fetch(self) -> Path:
-        """The cached file, else a download once a quick probe has shown that the Hub can serve it."""
+        """The cached file, else a download once a quick look at the Hub has shown it can be fetched."""
         hub_file = self.hub_file
         cached = try_to_load_from_cache(
             hub_file.repo_id, hub_file.filename, cache_dir=self.cache_dir, revision=hub_file.revision
@@ -128,54 +139,64 @@ class _HubLookup:
             return Path(cached)
         if _offline():
             raise self.not_available("HF_HUB_OFFLINE is set")
-        self.probe()
+        remote = self.probe()
         try:
-            downloaded = hf_hub_download(
-                hub_file.repo_id,
-                hub_file.filename,
-                revision=hub_file.revision,
-                cache_dir=self.cache_dir,
-                endpoint=self.endpoint,
-                token=self.token,
-            )
-        except LocalEntryNotFoundError as err:
-            raise self.not_available(f"the download failed ({err})") from err
-        except HfHubHTTPError as err:
-            raise self.refusal(err) or self.not_available(f"the download failed ({err})") from err
-        return Path(downloaded)
-
-    def probe(self) -> None:
-        """Ask the Hub once, without retries, whether the file can be fetched.
-
-        With nothing cached, ``hf_hub_download`` retries a failed request with back-off for about
-        23 s. This single HEAD request goes through huggingface_hub's own HTTP helpers (its session,
-        headers, token and etag timeout) with retries switched off, so an unreachable Hub or a refusal
-        becomes an error at once, in huggingface_hub 0.x as in 1.x and later.
-        """
-        try:
-            response = http_backoff(
-                "HEAD",
-                self.hub_file.url(self.endpoint),
-                headers=build_hf_headers(token=self.token),
-                timeout=constants.HF_HUB_ETAG_TIMEOUT,
-                retry_on_exceptions=(),
-                retry_on_status_codes=(),
-            )
-            hf_raise_for_status(response)
+            return self.save(remote)
         except HfHubHTTPError as err:
             status = getattr(err.response, "status_code", "?")
-            raise self.refusal(err) or self.not_available(f"the Hub answered HTTP {status}") from err
+            reason = f"the download from {storage_host(remote)} failed with HTTP {status}"
+            raise self.refusal(err) or self.not_available(reason) from err
         except Exception as err:
             if not _is_transport_error(err):
                 raise
-            endpoint = self.endpoint or constants.ENDPOINT
-            reason = f"the Hub at {endpoint} cannot be reached ({type(err).__name__}: {err})"
+            reason = f"the download from {storage_host(remote)} failed ({type(err).__name__}: {err})"
             raise self.not_available(reason) from err
+
+    def probe(self) -> RemoteFile:
+        """Ask the Hub once, without retries and without leaving it, for the file's metadata.
+
+        This is the HEAD request that ``hf_hub_download`` starts with (see ``hub_requests``), so an
+        unreachable Hub or a refusal becomes an error at once, in huggingface_hub 0.x as in 1.x and
+        later, and no request is sent that ``hf_hub_download`` would not send.
+        """
+        url = self.hub_file.url(self.endpoint)
+        try:
+            return read_metadata(url, self.token)
+        except HfHubHTTPError as err:
+            status = getattr(err.response, "status_code", "?")
+            raise self.refusal(err) or self.not_available(f"the Hub answered HTTP {status}") from err
+        except NotAHubAnswerError as err:
+            reason = f"{self.hub_endpoint} does not answer like the Hugging Face Hub: {err}"
+            raise self.not_available(reason) from err
+        except Exception as err:
+            if not _is_transport_error(err):
+                raise
+            reason = f"the Hub at {self.hub_endpoint} cannot be reached ({type(err).__name__}: {err})"
+            raise self.not_available(reason) from err
+
+    def save(self, remote: RemoteFile) -> Path:
+        """Download the file into ``download_dir`` under its local name, else into the Hub cache."""
+        hub_file = self.hub_file
+
+        def fetch(handle: BinaryIO) -> None:
+            download(remote, handle, self.token, hub_file.filename)
+
+        if self.download_dir is not None:
+            return save_download(
+                fetch, remote, Path(self.download_dir).expanduser() / hub_file.local_filename
+            )
+        cache = Path(self.cache_dir or constants.HF_HUB_CACHE).expanduser()
+        return save_to_cache(fetch, remote, cache, hub_file.repo_id, hub_file.filename, hub_file.revision)
+
+    @property
+    def hub_endpoint(self) -> str:
+        """The Hub asked: ``endpoint``, else huggingface_hub's (HF_ENDPOINT)."""
+        return self.endpoint or constants.ENDPOINT
 
     def refusal(self, err: Exception) -> HubAccessError | None:
         """The HubAccessError for a definite answer of the Hub, or None for any other failure."""
         repo, rev, name = self.hub_file.repo_id, self.hub_file.revision, self.hub_file.filename
-        page = f"{self.endpoint or constants.ENDPOINT}/{repo}"
+        page = f"{self.hub_endpoint}/{repo}"
         if isinstance(err, GatedRepoError):
             message = (
                 f"{repo} is a gated repository: its files need an accepted licence. Open {page}, accept "
@@ -199,7 +220,7 @@ class _HubLookup:
         hub_file = self.hub_file
         cache = Path(self.cache_dir or constants.HF_HUB_CACHE)
         if self.model_dirs:
-            folder = Path(self.model_dirs[0])
+            folder = Path(self.download_dir if self.download_dir is not None else self.model_dirs[0])
             searched = ", ".join(str(Path(d)) for d in self.model_dirs)
             where = f"{searched} or the Hugging Face cache ({cache})"
             put = f"save it as {folder / hub_file.local_filename}"

@@ -18,6 +18,7 @@ import torch
 from comfy.cli_args import args
 
 from ..depthstyle_core.images import tensor_to_pil, to_rgb
+from ..depthstyle_core.models.vgg import VGG16Features, load_vgg16
 
 DEPTH_FOLDER = "depthstyle_depth"
 STYLE_FOLDER = "depthstyle_styles"
@@ -66,8 +67,15 @@ def model_file_fingerprint(key: str, name: str) -> tuple[str, int, int] | None:
 
 def save_folder(key: str) -> str:
     """The folder new files of ``key`` are written to: the first registered one (a folder from
-    ``extra_model_paths.yaml`` if the user set one, else ``models/depthstyle/...``)."""
+    ``extra_model_paths.yaml`` if the user set one, else ``models/depthstyle/...``). Built-in models
+    that are found nowhere are downloaded there too."""
     return model_dirs(key)[0]
+
+
+def load_builtin_vgg() -> VGG16Features:
+    """The VGG-16 loss network, as every DepthStyle node loads it: from the ``depthstyle_vgg`` folders,
+    else the Hugging Face cache, else downloaded once (pinned commit) into ``save_folder(VGG_FOLDER)``."""
+    return load_vgg16(model_dirs=model_dirs(VGG_FOLDER), download_dir=save_folder(VGG_FOLDER))
 
 
 def input_directory() -> str:

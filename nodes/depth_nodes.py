@@ -26,6 +26,7 @@ from .comfy_services import (
     offload_device,
     on_compute_device,
     progress_callback,
+    save_folder,
     should_stop,
     to_comfy_image,
 )
@@ -50,8 +51,9 @@ class DepthModelLoader(io.ComfyNode):
             description=(
                 "Loads a Depth Anything V2 depth model. Built-in models are looked for in "
                 "models/depthstyle/depth (and folders added for depthstyle_depth in extra_model_paths.yaml), "
-                "then in the Hugging Face cache, then downloaded at a pinned revision. Local .safetensors "
-                f"files in those folders are listed too (original or Hugging Face layout). {LICENCE_NOTE}"
+                "then in the Hugging Face cache, then downloaded at a pinned revision into the first of "
+                "those folders. Local .safetensors files in those folders are listed too (original or "
+                f"Hugging Face layout). {LICENCE_NOTE}"
             ),
             inputs=[
                 io.Combo.Input(
@@ -75,7 +77,11 @@ class DepthModelLoader(io.ComfyNode):
     def execute(cls, model: str, precision: str) -> io.NodeOutput:
         source = builtin_depth_model(model) or model_file_path(DEPTH_FOLDER, model)
         estimator = load_depth_model(
-            source, model_dirs=model_dirs(DEPTH_FOLDER), device=offload_device(), precision=precision
+            source,
+            model_dirs=model_dirs(DEPTH_FOLDER),
+            download_dir=save_folder(DEPTH_FOLDER),
+            device=offload_device(),
+            precision=precision,
         )
         return io.NodeOutput(estimator)
 

@@ -11,12 +11,11 @@ from comfy_api.v0_0_2 import io
 
 from ..depthstyle_core.depth import DepthEstimator
 from ..depthstyle_core.images import comfy_to_bchw
-from ..depthstyle_core.models.vgg import VGG16_HUB, load_vgg16
+from ..depthstyle_core.models.vgg import VGG16_HUB
 from ..trainers import OptimizeConfig, optimize_style
 from ..trainers.optimize_config import INITS
 from .comfy_services import (
-    VGG_FOLDER,
-    model_dirs,
+    load_builtin_vgg,
     progress_callback,
     should_stop,
     to_comfy_image,
@@ -141,7 +140,7 @@ class OptimizeStyle(io.ComfyNode):
         config = OptimizeConfig(
             **{**settings, "depth_weight": settings["depth_weight"] if depth_model is not None else 0.0}
         )
-        vgg = load_vgg16(model_dirs=model_dirs(VGG_FOLDER))
+        vgg = load_builtin_vgg()
         with training_device() as device:
             result = optimize_style(
                 comfy_to_bchw(image),

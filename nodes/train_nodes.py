@@ -16,16 +16,15 @@ from ..depthstyle_core.errors import InputImageError
 from ..depthstyle_core.images import comfy_to_bchw, load_image, pil_to_tensor
 from ..depthstyle_core.model_paths import safe_model_path
 from ..depthstyle_core.models.transformer_net import TransformerNet
-from ..depthstyle_core.models.vgg import VGG16_HUB, load_vgg16
+from ..depthstyle_core.models.vgg import VGG16_HUB
 from ..depthstyle_core.style_model import load_style_model
 from ..depthstyle_core.stylize import stylize
 from ..trainers import ContentSource, TrainConfig, TrainResult, train_style
 from ..trainers.loss_curve import draw_loss_curve
 from .comfy_services import (
     STYLE_FOLDER,
-    VGG_FOLDER,
     input_directory,
-    model_dirs,
+    load_builtin_vgg,
     offload_device,
     progress_callback,
     save_folder,
@@ -57,8 +56,8 @@ class TrainStyle(io.ComfyNode):
                 f"stylised image keeps the photo's depth layout. The model is saved to {styles} as "
                 "<save_name>.safetensors, with a checkpoint every checkpoint_every steps and on Cancel; "
                 "resume continues a cancelled run at its exact step. The VGG-16 loss network is "
-                f"models/depthstyle/vgg/{VGG16_HUB.local_filename}, else downloaded once from "
-                f"{VGG16_HUB.repo_id}."
+                f"models/depthstyle/vgg/{VGG16_HUB.local_filename}, downloaded there once from "
+                f"{VGG16_HUB.repo_id} if it is missing."
             ),
             inputs=[
                 io.Image.Input(
@@ -238,7 +237,7 @@ class TrainStyle(io.ComfyNode):
             depth_weight=depth_weight if depth_model is not None else 0.0,
             tv_weight=tv_weight,
         )
-        vgg = load_vgg16(model_dirs=model_dirs(VGG_FOLDER))
+        vgg = load_builtin_vgg()
         with training_device() as device:
             result = train_style(
                 comfy_to_bchw(style_image)[:1],

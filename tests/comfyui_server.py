@@ -61,6 +61,25 @@ def offline_server(base_dir: Path, extra_model_paths: Path | None = None) -> Com
     )
 
 
+def online_server(base_dir: Path, hub_endpoint: str) -> ComfyUIServer:
+    """A ComfyUI from $COMFYUI_DIR with its data under ``base_dir`` and the Hub at ``hub_endpoint``.
+
+    huggingface_hub reads HF_ENDPOINT once, when it is imported, so it is set in ComfyUI's environment
+    before the process starts (and no HF_TOKEN of the test machine is passed on)."""
+    return ComfyUIServer(
+        Path(os.environ["COMFYUI_DIR"]).resolve(),
+        base_dir,
+        env={
+            "HF_HUB_OFFLINE": "0",
+            "HF_ENDPOINT": hub_endpoint,
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "HF_HOME": str(base_dir / "hf_home"),
+            "HF_HUB_CACHE": str(base_dir / "hf_home" / "hub"),
+            "PYTHONDONTWRITEBYTECODE": "1",
+        },
+    )
+
+
 def message(entry: Mapping[str, Any], kind: str) -> dict | None:
     """The data of the first status message of ``kind`` in a /history entry, or None."""
     return next((data for name, data in entry["status"]["messages"] if name == kind), None)
@@ -87,7 +106,8 @@ class ComfyUIServer:
         self.comfyui_dir = comfyui_dir
         self.base_dir = base_dir
         self.extra_model_paths = extra_model_paths
-        self.env = {**os.environ, **(env or {})}
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING_FACE_"))}
+        self.env = {**inherited, **(env or {})}  # no Hub setting (token, endpoint) of the test machine
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         self.log_path = base_dir / "comfyui.log"

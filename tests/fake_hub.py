@@ -1,12 +1,18 @@
-"""Test helpers: a loopback fake of the Hugging Face Hub file endpoint, and a pre-filled Hub cache.
+"""Test helpers: a loopback fake of the Hugging Face Hub file endpoint with its storage host, and a
+pre-filled Hub cache.
 
 The fake Hub answers ``HEAD`` and ``GET /{org}/{name}/resolve/{revision}/{filename}`` the way the
-real Hub does for plain (non-Xet) files, so huggingface_hub's real download code runs against it:
+real Hub does, so huggingface_hub's real code runs against it. A large (LFS) file, the default, is
+answered with a 302 to a signed URL on a storage server at another address (``127.0.0.2``, as the
+real Hub redirects to a CDN on another domain), with the file's metadata in the redirect's headers
+(``X-Repo-Commit``, ``X-Linked-Etag``, ``X-Linked-Size``). Like an S3 presigned URL, the storage
+server answers only the GET it was signed for: HEAD gets 403, a wrong signature 403, and a request
+that also carries an ``Authorization`` header 400. A small (non-LFS) file is served by the Hub itself.
 
     with FakeHub() as hub:
         hub.add_file("org/name", "model.safetensors", data)
         resolve_model_file(HubFile("org/name", "model.safetensors", SHA), endpoint=hub.endpoint, ...)
-        assert [r.method for r in hub.requests] == [...]
+        assert hub.calls() == [("hub", "HEAD"), ("storage", "GET")]
 
 Refusals use the real status codes and ``X-Error-Code`` headers, which huggingface_hub turns into its
 error classes: unknown repository -> 401 RepoNotFound, gated repository without the right token ->
@@ -21,18 +27,26 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote
+from typing import Literal
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 OTHER_SHA = "89abcdef0123456789abcdef0123456789abcdef"
+HUB_HOST = "127.0.0.1"
+STORAGE_HOST = "127.0.0.2"  # another loopback address: a different host, as the real CDN is
 
 _RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<filename>.+)$")
+_BLOB = re.compile(r"^/blobs/(?P<sha256>[0-9a-f]{64})$")
+_RANGE = re.compile(r"^bytes=(?P<start>\d+)-$")
+
+StorageFault = Literal["drop", "stall", "short", "corrupt"]
 
 
 @dataclass(frozen=True)
 class Request:
-    """One request the fake Hub received."""
+    """One request a fake server received: ``server`` is "hub" or "storage"."""
 
+    server: str
     method: str
     path: str
     headers: dict[str, str]
@@ -42,66 +56,117 @@ class Request:
 class _Repo:
     branches: dict[str, str] = field(default_factory=dict)  # branch -> commit
     commits: dict[str, dict[str, bytes]] = field(default_factory=dict)  # commit -> filename -> bytes
+    small_files: set[str] = field(default_factory=set)  # served by the Hub itself, not redirected
     token: str | None = None  # gated: only "Authorization: Bearer <token>" gets the files
 
 
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    headers: dict[str, str]
+    body: bytes = b""
+    drop_after: int | None = None  # close the connection after this many body bytes
+    hold: tuple[threading.Event, threading.Event] | None = None  # (set when stalled, wait for this)
+
+
 class FakeHub:
-    """A Hub file server on 127.0.0.1 (a free port), run in a thread while the context is open."""
+    """A Hub file server on 127.0.0.1 and its storage server on 127.0.0.2 (free ports), run in threads
+    while the context is open. ``requests`` records every request to either, in order."""
 
     def __init__(self) -> None:
         self._repos: dict[str, _Repo] = {}
+        self._blobs: dict[str, bytes] = {}  # sha256 -> bytes, what the storage server holds
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._servers: list[ThreadingHTTPServer] = []
+        self._threads: list[threading.Thread] = []
+        self._signing_key = "fake-hub-signing-key"
         self.requests: list[Request] = []
-        self.fail_status: int | None = None  # when set, every request gets this status (e.g. 503)
+        self.fail_status: int | None = None  # when set, every Hub request gets this status (e.g. 503)
+        # "drop": the storage server sends half of the body, then closes the connection; the signed URL
+        #   has expired afterwards (any further GET gets 403).
+        # "stall": as "drop", but the storage server waits after the half until ``release`` is set (a
+        #   download caught in the middle); ``stalled`` is set while it waits.
+        # "short": the storage server sends half of the file as a complete answer (Content-Length of
+        #   the half), so the size differs from the Hub's X-Linked-Size.
+        # "corrupt": the storage server sends other bytes of the right length.
+        self.storage_fault: StorageFault | None = None
+        self.stalled = threading.Event()
+        self.release = threading.Event()
 
     @property
     def endpoint(self) -> str:
         """``http://127.0.0.1:<port>``, to pass as ``endpoint=``."""
-        if self._server is None:
+        return f"http://{HUB_HOST}:{self._port(0)}"
+
+    @property
+    def storage_endpoint(self) -> str:
+        """``http://127.0.0.2:<port>``: where the Hub redirects downloads of large files."""
+        return f"http://{STORAGE_HOST}:{self._port(1)}"
+
+    def _port(self, index: int) -> int:
+        if not self._servers:
             raise RuntimeError("the fake Hub is not running; use it as a context manager")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._servers[index].server_address[1]
 
     def add_file(
-        self, repo_id: str, filename: str, content: bytes, *, commit: str = SHA, branch: str | None = "main"
+        self,
+        repo_id: str,
+        filename: str,
+        content: bytes,
+        *,
+        commit: str = SHA,
+        branch: str | None = "main",
+        small: bool = False,
     ) -> None:
-        """Serve ``content`` as ``filename`` of ``repo_id`` at ``commit`` (and at ``branch``, if given)."""
+        """Serve ``content`` as ``filename`` of ``repo_id`` at ``commit`` (and at ``branch``, if given).
+
+        A large file (default) is redirected to the storage server; ``small=True`` serves it from the
+        Hub itself, as the real Hub does for files kept in git rather than LFS."""
         with self._lock:
             repo = self._repos.setdefault(repo_id, _Repo())
             repo.commits.setdefault(commit, {})[filename] = content
+            if small:
+                repo.small_files.add(filename)
             if branch is not None:
                 repo.branches[branch] = commit
+            self._blobs[hashlib.sha256(content).hexdigest()] = content
 
     def gate(self, repo_id: str, token: str) -> None:
         """Make ``repo_id`` gated: only requests carrying ``token`` get its files."""
         with self._lock:
             self._repos.setdefault(repo_id, _Repo()).token = token
 
+    def calls(self) -> list[tuple[str, str]]:
+        """``(server, method)`` of every request so far, in order."""
+        with self._lock:
+            return [(r.server, r.method) for r in self.requests]
+
     def __enter__(self) -> FakeHub:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, args=(0.05,), name="fake-hub", daemon=True
-        )
-        self._thread.start()
+        for host, answer in ((HUB_HOST, self.answer), (STORAGE_HOST, self.answer_storage)):
+            server = ThreadingHTTPServer((host, 0), _handler_class(answer))
+            server.daemon_threads = True
+            thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="fake-hub", daemon=True)
+            thread.start()
+            self._servers.append(server)
+            self._threads.append(thread)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        assert self._server is not None and self._thread is not None
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+        for thread in self._threads:
+            thread.join(timeout=5)
 
-    def answer(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
-        """Status, headers and body for one request (also recorded in ``requests``)."""
+    def answer(self, method: str, path: str, headers: dict[str, str]) -> _Reply:
+        """The Hub's reply to one request (also recorded in ``requests``)."""
         with self._lock:
-            self.requests.append(Request(method, path, headers))
+            self.requests.append(Request("hub", method, path, headers))
             if self.fail_status is not None:
-                return self.fail_status, {}, b""
-            match = _RESOLVE.match(path.split("?", 1)[0])
+                return _Reply(self.fail_status, {})
+            match = _RESOLVE.match(urlsplit(path).path)
             if match is None:
-                return 404, {}, b"not a resolve URL"
+                return _Reply(404, {}, b"not a resolve URL")
             repo = self._repos.get(match["repo"])
             revision, filename = unquote(match["revision"]), unquote(match["filename"])
             if repo is None:
@@ -113,49 +178,109 @@ class FakeHub:
                 return _error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
             content = repo.commits[commit].get(filename)
             if content is None:
-                status, error_headers, body = _error(404, "EntryNotFound", f"{filename} does not exist")
-                return status, {**error_headers, "X-Repo-Commit": commit}, body
-            return 200, _file_headers(commit, content), content
+                reply = _error(404, "EntryNotFound", f"{filename} does not exist")
+                return _Reply(reply.status, {**reply.headers, "X-Repo-Commit": commit}, reply.body)
+            if filename in repo.small_files:
+                return _Reply(200, _small_file_headers(commit, content), content)
+            return self._redirect_to_storage(commit, content)
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        hub = self
+    def _redirect_to_storage(self, commit: str, content: bytes) -> _Reply:
+        sha256 = hashlib.sha256(content).hexdigest()
+        blob_path = f"/blobs/{sha256}"
+        location = f"{self.storage_endpoint}{blob_path}?X-Amz-Signature={quote(self._sign(blob_path))}"
+        body = f"Found. Redirecting to {location}".encode()
+        return _Reply(
+            302,
+            {
+                "Location": location,
+                "X-Repo-Commit": commit,
+                "X-Linked-Etag": f'"{sha256}"',
+                "X-Linked-Size": str(len(content)),
+                "ETag": f'"{hashlib.sha1(sha256.encode()).hexdigest()}"',  # the git pointer file's etag
+                "Content-Type": "text/plain; charset=utf-8",
+            },
+            body,
+        )
 
-        class Handler(BaseHTTPRequestHandler):
-            """HTTP/1.0: one request per connection, so no pooled connection outlives a fake Hub."""
+    def answer_storage(self, method: str, path: str, headers: dict[str, str]) -> _Reply:
+        """The storage server's reply: only a signed GET without other credentials gets the bytes."""
+        with self._lock:
+            earlier_gets = sum(1 for r in self.requests if r.server == "storage" and r.method == "GET")
+            self.requests.append(Request("storage", method, path, headers))
+            url = urlsplit(path)
+            match = _BLOB.match(url.path)
+            signature = parse_qs(url.query).get("X-Amz-Signature", [""])[0]
+            if method != "GET" or match is None or signature != self._sign(url.path):
+                return _Reply(
+                    403, {"Content-Type": "application/xml"}, b"<Error>SignatureDoesNotMatch</Error>"
+                )
+            if "authorization" in headers:
+                return _Reply(400, {}, b"<Error>InvalidArgument: Only one auth mechanism allowed</Error>")
+            content = self._blobs[match["sha256"]]
+            if self.storage_fault in ("drop", "stall"):
+                if earlier_gets:
+                    return _Reply(403, {}, b"<Error>AccessDenied: Request has expired</Error>")
+                hold = (self.stalled, self.release) if self.storage_fault == "stall" else None
+                headers_out = {"Content-Length": str(len(content))}
+                return _Reply(200, headers_out, content, drop_after=len(content) // 2, hold=hold)
+            if self.storage_fault == "short":
+                content = content[: len(content) // 2]
+            elif self.storage_fault == "corrupt":
+                content = bytes(byte ^ 0xFF for byte in content)
+            requested = _RANGE.match(headers.get("range", ""))
+            if requested is not None:
+                start = int(requested["start"])
+                part = content[start:]
+                content_range = f"bytes {start}-{len(content) - 1}/{len(content)}"
+                return _Reply(206, {"Content-Range": content_range}, part)
+            return _Reply(200, {"Content-Type": "application/octet-stream"}, content)
 
-            def do_HEAD(self) -> None:  # noqa: N802 (http.server's naming)
-                self._reply(send_body=False)
-
-            def do_GET(self) -> None:  # noqa: N802
-                self._reply(send_body=True)
-
-            def _reply(self, *, send_body: bool) -> None:
-                headers = {key.lower(): value for key, value in self.headers.items()}
-                status, reply_headers, body = hub.answer(self.command, self.path, headers)
-                self.send_response(status)
-                for key, value in reply_headers.items():
-                    self.send_header(key, value)
-                if "Content-Length" not in reply_headers:
-                    self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                if send_body:
-                    self.wfile.write(body)
-
-            def log_message(self, format: str, *args: object) -> None:
-                """Keep test output quiet."""
-
-        return Handler
+    def _sign(self, path: str) -> str:
+        return hashlib.sha256(f"{self._signing_key}:GET:{path}".encode()).hexdigest()
 
 
-def _error(status: int, code: str, message: str) -> tuple[int, dict[str, str], bytes]:
-    return status, {"X-Error-Code": code, "X-Error-Message": message}, message.encode()
+def _handler_class(answer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        """HTTP/1.0: one request per connection, so no pooled connection outlives a fake Hub."""
+
+        def do_HEAD(self) -> None:  # noqa: N802 (http.server's naming)
+            self._reply(send_body=False)
+
+        def do_GET(self) -> None:  # noqa: N802
+            self._reply(send_body=True)
+
+        def _reply(self, *, send_body: bool) -> None:
+            headers = {key.lower(): value for key, value in self.headers.items()}
+            reply = answer(self.command, self.path, headers)
+            self.send_response(reply.status)
+            for key, value in reply.headers.items():
+                self.send_header(key, value)
+            if "Content-Length" not in reply.headers:
+                self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            if send_body:
+                self.wfile.write(reply.body if reply.drop_after is None else reply.body[: reply.drop_after])
+                self.wfile.flush()
+                if reply.hold is not None:
+                    stalled, release = reply.hold
+                    stalled.set()
+                    release.wait(timeout=30)
+
+        def log_message(self, format: str, *args: object) -> None:
+            """Keep test output quiet."""
+
+    return Handler
 
 
-def _file_headers(commit: str, content: bytes) -> dict[str, str]:
+def _error(status: int, code: str, message: str) -> _Reply:
+    return _Reply(status, {"X-Error-Code": code, "X-Error-Message": message}, message.encode())
+
+
+def _small_file_headers(commit: str, content: bytes) -> dict[str, str]:
+    git_blob_id = hashlib.sha1(b"blob %d\x00" % len(content) + content).hexdigest()
     return {
         "X-Repo-Commit": commit,
-        "ETag": f'"{hashlib.sha256(content).hexdigest()}"',
-        "Content-Length": str(len(content)),
+        "ETag": f'"{git_blob_id}"',
         "Content-Type": "application/octet-stream",
     }
 

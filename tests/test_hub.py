@@ -123,8 +123,10 @@ def test_download_fills_the_cache_and_the_second_call_is_offline(tmp_path, hub, 
     assert os.readlink(snapshot) == f"../../blobs/{blob.name}"
     if revision == "main":
         assert (repo_dir / "refs" / "main").read_text() == SHA
-    assert [r.method for r in hub.requests].count("GET") == 1
-    assert {r.path for r in hub.requests} == {f"/{REPO}/resolve/{revision}/{FILE}"}
+    # What hf_hub_download sends: HEAD on the Hub (its 302 is not followed), GET on the storage host.
+    assert hub.calls() == [("hub", "HEAD"), ("storage", "GET")]
+    assert hub.requests[0].path == f"/{REPO}/resolve/{revision}/{FILE}"
+    assert sorted(p.name for p in (repo_dir / "blobs").iterdir()) == [blob.name], "a temporary file is left"
 
     seen = len(hub.requests)
     assert resolve_model_file(hub_file, cache_dir=tmp_path, endpoint=hub.endpoint) == snapshot
@@ -190,7 +192,10 @@ def test_gated_repository_with_a_token(tmp_path, hub):
     hub.gate(REPO, "hf_secret")
     path = resolve_model_file(PINNED, cache_dir=tmp_path, endpoint=hub.endpoint, token="hf_secret")
     assert path.read_bytes() == CONTENT
-    assert {r.headers.get("authorization") for r in hub.requests} == {"Bearer hf_secret"}
+    assert hub.calls() == [("hub", "HEAD"), ("storage", "GET")]
+    head, get = hub.requests
+    assert head.headers.get("authorization") == "Bearer hf_secret"
+    assert "authorization" not in get.headers, "the token must never reach the storage host"
 
 
 def test_hf_token_from_the_environment_is_used(tmp_path, hub, monkeypatch):
@@ -281,5 +286,7 @@ def test_hf_endpoint_token_and_offline_variables_work_as_huggingface_hub_defines
     expected = tmp_path / "online" / "models--org--tiny-model" / "snapshots" / SHA / FILE
     assert online_out.strip() == str(expected), online_out + online_err
     assert expected.read_bytes() == CONTENT
-    # Only the online child, with its HF_TOKEN, talked to the Hub.
-    assert hub.requests and {r.headers.get("authorization") for r in hub.requests} == {"Bearer hf_child"}
+    # Only the online child, with its HF_TOKEN, talked to the Hub; the token stayed on the Hub.
+    assert hub.calls() == [("hub", "HEAD"), ("storage", "GET")]
+    assert hub.requests[0].headers.get("authorization") == "Bearer hf_child"
+    assert "authorization" not in hub.requests[1].headers

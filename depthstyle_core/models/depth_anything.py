@@ -250,9 +250,7 @@ class DPTHead(nn.Module):
     def forward(self, grids: list[Tensor], height: int, width: int) -> Tensor:
         s = self.scratch
         rn = (s.layer1_rn, s.layer2_rn, s.layer3_rn, s.layer4_rn)
-        l1, l2, l3, l4 = (
-            rn[i](self.resize_layers[i](self.projects[i](g))) for i, g in enumerate(grids)
-        )
+        l1, l2, l3, l4 = (rn[i](self.resize_layers[i](self.projects[i](g))) for i, g in enumerate(grids))
         path = s.refinenet4(l4, size=l3.shape[2:])
         path = s.refinenet3(path, l3, size=l2.shape[2:])
         path = s.refinenet2(path, l2, size=l1.shape[2:])

@@ -85,13 +85,21 @@ def load_vgg16(
     cache_dir: str | os.PathLike | None = None,
     endpoint: str | None = None,
     token: str | bool | None = None,
+    download_dir: str | os.PathLike | None = None,
 ) -> VGG16Features:
     """Load the ImageNet VGG-16 features (frozen, eval mode) from a timm/torchvision-layout safetensors file.
 
     Only the ``features.*`` tensors up to conv5_1 are read (the 411 MB classifier is never materialised).
+    The Hub file, found nowhere, is downloaded into ``download_dir`` as ``VGG16_HUB.local_filename``,
+    else into the Hugging Face cache.
     """
     path = resolve_model_file(
-        source, model_dirs=model_dirs, cache_dir=cache_dir, endpoint=endpoint, token=token
+        source,
+        model_dirs=model_dirs,
+        cache_dir=cache_dir,
+        endpoint=endpoint,
+        token=token,
+        download_dir=download_dir,
     )
     model = VGG16Features()
     wanted = set(model.state_dict())
