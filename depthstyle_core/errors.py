@@ -27,3 +27,7 @@ class TrainingError(DepthStyleError, RuntimeError):
 
 class OperationCancelled(DepthStyleError):
     """The caller asked to stop (``should_stop()`` returned True) before the work was done."""
+
+
+class MaskError(DepthStyleError, ValueError):
+    """A mask or mask setting cannot be used: wrong shape, a count that does not fit the batch, a bad band."""
