@@ -159,9 +159,9 @@ class Stylize(io.ComfyNode):
                     max=16384,
                     step=8,
                     tooltip="0: whole images, split into tiles only if the GPU runs out of memory. Otherwise "
-                    f"the tile side in pixels (at least {SMALLEST_TILE}); tiles give the same result as "
-                    "whole images and bound memory, but are slower: above about 4 megapixels the tiles "
-                    "first share the whole image's statistics, which takes several extra passes.",
+                    f"the tile side in pixels, after scale (at least {SMALLEST_TILE}); tiles give the same "
+                    "result as whole images and bound memory, but are slower: above about 4 megapixels the "
+                    "tiles first share the whole image's statistics, which takes several extra passes.",
                 ),
                 io.Combo.Input(
                     "precision",

@@ -13,7 +13,6 @@ import json
 from fractions import Fraction
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -39,6 +38,8 @@ CLIP = {"frames": 8, "width": 64, "height": 48, "fps": 8, "shift": 4}
 
 def write_clip(path: Path) -> None:
     """A short H.264 clip of a camera pan over one picture (PyAV, which ComfyUI requires)."""
+    import av
+
     frames, width, height, shift = CLIP["frames"], CLIP["width"], CLIP["height"], CLIP["shift"]
     picture = smooth_images(1, height, width + (frames - 1) * shift, seed=21)[0].permute(1, 2, 0)
     picture = (picture.numpy() * 255).round().astype(np.uint8)
@@ -55,6 +56,8 @@ def write_clip(path: Path) -> None:
 
 def decode(path: Path) -> tuple[torch.Tensor, Fraction]:
     """Frames ``[N,3,H,W]`` in 0..1 and the frame rate, decoded as ComfyUI's video loader does."""
+    import av
+
     with av.open(str(path)) as container:
         frames = [torch.from_numpy(f.to_ndarray(format="rgb24")) / 255.0 for f in container.decode(video=0)]
         rate = Fraction(container.streams.video[0].average_rate)
