@@ -14,6 +14,7 @@ from ..depthstyle_core.images import comfy_to_bchw
 from ..depthstyle_core.models.transformer_net import TransformerNet
 from ..depthstyle_core.style_model import load_style_model
 from ..depthstyle_core.stylize import DEFAULT_OVERLAP, FRAMES, MAX_SCALE, MIN_TILE_MARGIN, PRECISIONS, stylize
+from ..depthstyle_core.tiling import STATS_MAX_PIXELS
 from .comfy_services import (
     STYLE_FOLDER,
     model_dirs,
@@ -220,7 +221,7 @@ class Stylize(io.ComfyNode):
         mask: torch.Tensor | None = None,
     ) -> io.NodeOutput:
         content = comfy_to_bchw(image)
-        with on_compute_device(style_model, _stylize_memory(content, tile_size, scale)) as device:
+        with on_compute_device(style_model, _stylize_memory(content, tile_size, scale, frames)) as device:
             styled = stylize(
                 style_model,
                 content,
@@ -238,12 +239,16 @@ class Stylize(io.ComfyNode):
         return io.NodeOutput(to_comfy_image(styled))
 
 
-def _stylize_memory(content: torch.Tensor, tile_size: int, scale: float) -> int:
-    """Bytes to free before stylising: activations of one chunk (or tile) of images at the working size."""
+def _stylize_memory(content: torch.Tensor, tile_size: int, scale: float, frames: str) -> int:
+    """Bytes to free before stylising: activations of one chunk (or tile) of images at the working size,
+    or of the whole batch when shared statistics take one pass over it."""
     batch, _, height, width = content.shape
     pixels = height * width * scale * scale
-    pixels = min(pixels, tile_size * tile_size) if tile_size else pixels
-    return int(pixels * min(batch, CHUNK) * BYTES_PER_PIXEL)
+    work = min(pixels, tile_size * tile_size) if tile_size else pixels
+    work *= min(batch, CHUNK)
+    if frames == "shared" and batch > CHUNK:
+        work = max(work, min(batch * pixels, STATS_MAX_PIXELS))
+    return int(work * BYTES_PER_PIXEL)
 
 
 STYLIZE_NODES: list[type[io.ComfyNode]] = [StyleModelLoader, Stylize]

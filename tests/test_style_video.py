@@ -74,6 +74,12 @@ def test_chunks_give_the_same_result_as_one_pass(net, frames, shared):
     assert calls[-1][2].shape == (3, 40, 36)
 
 
+def test_shared_frames_work_with_a_brush_size_and_chunks(net, frames):
+    whole = stylize(net, frames, frames="shared", scale=0.5, chunk_size=5)
+    torch.testing.assert_close(stylize(net, frames, frames="shared", scale=0.5, chunk_size=2), whole)
+    assert whole.shape == frames.shape
+
+
 def test_statistics_gathered_layer_by_layer_over_chunks_and_tiles_are_exact(net, monkeypatch):
     strip = smooth_images(3, 168, 12, seed=7)
     reference = stylize(net, strip, frames="shared", chunk_size=3)
