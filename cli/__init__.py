@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import convert, depth, optimize, stylize, train
-from .common import default_models_dir
+from .common import EXIT_ERROR, default_models_dir
 
 COMMANDS = (depth, stylize, optimize, train, convert)
 
@@ -45,4 +45,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except DepthStyleError as exc:
         print(f"depthstyle {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR

@@ -1,11 +1,26 @@
-"""What the commands share: finding the images named on the command line, the default model folder."""
+"""What the commands share: finding the images named on the command line, reading them one by one with
+unreadable files skipped, the exit statuses, the default model folder.
+
+Exit statuses of every command: 0 everything was written; 2 an error stopped the command (the message
+says what to do); 3 some inputs could not be read and were skipped, everything else was written;
+130 interrupted with Ctrl+C.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Generic, TypeVar
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+EXIT_OK = 0
+EXIT_ERROR = 2
+EXIT_SKIPPED = 3
+EXIT_INTERRUPTED = 130
+
+Item = TypeVar("Item")
+Loaded = TypeVar("Loaded")
 
 
 def default_models_dir() -> Path:
@@ -26,3 +41,64 @@ def expand_images(inputs: Sequence[str]) -> list[Path]:
         else:
             found.append(path)
     return found
+
+
+def find_images(inputs: Sequence[str]) -> list[Path]:
+    """:func:`expand_images`, or an :class:`InputImageError` naming the inputs when there are none."""
+    from ..depthstyle_core.errors import InputImageError
+
+    images = expand_images(inputs)
+    if not images:
+        raise InputImageError(
+            f"no images found in {', '.join(inputs)}: name image files "
+            f"({' '.join(IMAGE_SUFFIXES)}) or folders that contain them"
+        )
+    return images
+
+
+class InputReader(Generic[Item, Loaded]):
+    """Loads a command's inputs one by one. One that cannot be read (the loader raises
+    :class:`InputImageError`) is reported and skipped and the others go on; :meth:`exit_status` then
+    says so with :data:`EXIT_SKIPPED`.
+
+    Iterating yields ``(item, loaded)``; call :meth:`done` after writing each result.
+    """
+
+    def __init__(self, command: str, items: Sequence[Item], load: Callable[[Item], Loaded]) -> None:
+        self.command = command
+        self.items = list(items)
+        self.load = load
+        self.skipped: list[Item] = []
+        self.finished = 0
+
+    def __iter__(self) -> Iterator[tuple[Item, Loaded]]:
+        from ..depthstyle_core.errors import InputImageError
+
+        for item in self.items:
+            try:
+                loaded = self.load(item)
+            except InputImageError as exc:
+                self.skipped.append(item)
+                self._report(f"skipped: {exc}")
+                continue
+            yield item, loaded
+
+    def done(self, item: Item, *written: object) -> None:
+        """Report that ``item``'s results were written to ``written``."""
+        self._report(f"{item} -> {', '.join(map(str, written))}")
+
+    def _report(self, text: str) -> None:
+        self.finished += 1
+        print(f"[{self.finished}/{len(self.items)}] {text}", file=sys.stderr)
+
+    def exit_status(self) -> int:
+        """:data:`EXIT_OK`, or :data:`EXIT_SKIPPED` after a summary of what was skipped."""
+        if not self.skipped:
+            return EXIT_OK
+        print(
+            f"depthstyle {self.command}: skipped {len(self.skipped)} of {len(self.items)} inputs that could "
+            f"not be read ({', '.join(map(str, self.skipped))}); the others were written (exit status "
+            f"{EXIT_SKIPPED})",
+            file=sys.stderr,
+        )
+        return EXIT_SKIPPED

@@ -6,31 +6,28 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import expand_images
+from .common import InputReader, find_images
 
 
 def _depth_command(args: argparse.Namespace) -> int:
     import torch
 
-    from ..depthstyle_core.depth import colorize_depth, depth_to_rgb, estimate_depth, load_depth_model
-    from ..depthstyle_core.images import load_image, save_image
+    from ..depthstyle_core.depth import colorize_depth, estimate_depth, load_depth_model
+    from ..depthstyle_core.images import DEPTH_FORMATS, load_image, save_depth, save_image
 
-    images = expand_images(args.images)
-    if not images:
-        raise SystemExit("depthstyle depth: no images found in " + ", ".join(args.images))
+    reader = InputReader("depth", find_images(args.images), load_image)
     out_dir = Path(args.output)
     estimator = load_depth_model(args.model, model_dirs=[args.models_dir / "depth"], device=args.device)
     print(f"depth model: {estimator.name} (licence {estimator.licence})", file=sys.stderr)
+    suffix = DEPTH_FORMATS[args.format]
     with torch.inference_mode():
-        for index, path in enumerate(images, start=1):
-            depth = estimate_depth(
-                estimator, load_image(path), resolution=args.resolution, precision=args.precision
-            )
-            written = [save_image(depth_to_rgb(depth), out_dir / f"{path.stem}_depth.png")]
+        for path, image in reader:
+            depth = estimate_depth(estimator, image, resolution=args.resolution, precision=args.precision)
+            written = [save_depth(depth, out_dir / f"{path.stem}_depth{suffix}", args.format)]
             if args.colormap:
                 written.append(save_image(colorize_depth(depth), out_dir / f"{path.stem}_depth_color.png"))
-            print(f"[{index}/{len(images)}] {path} -> {', '.join(map(str, written))}", file=sys.stderr)
-    return 0
+            reader.done(path, *written)
+    return reader.exit_status()
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -52,5 +49,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--resolution", type=int, default=518, help="shorter side the network sees (default 518)"
     )
     parser.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32")
-    parser.add_argument("--colormap", action="store_true", help="also write a colourised preview")
+    parser.add_argument(
+        "--format",
+        choices=("png", "png16", "npy"),
+        default="png",
+        help="png: 8-bit greyscale (default); png16: 16-bit greyscale PNG (0..65535), for 3D, parallax or "
+        "relighting; npy: float32 NumPy array [H,W], not quantised. All 0..1 per image, near = 1",
+    )
+    parser.add_argument("--colormap", action="store_true", help="also write a colourised 8-bit preview")
     parser.set_defaults(run=_depth_command)

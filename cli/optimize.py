@@ -6,10 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .common import expand_images
+from .common import EXIT_ERROR, EXIT_INTERRUPTED, InputReader, find_images
+from .masks import add_mask_arguments, mask_for
 from .progress import ConsoleProgress, StopOnInterrupt
-
-INTERRUPTED = 130  # the shell's status for a run ended by Ctrl+C
 
 
 def _config(args: argparse.Namespace):
@@ -38,16 +37,14 @@ def _optimize_command(args: argparse.Namespace) -> int:
     from ..depthstyle_core.models.vgg import load_vgg16
     from ..trainers import optimize_style
 
-    images = expand_images(args.images)
-    if not images:
-        raise SystemExit("depthstyle optimize: no images found in " + ", ".join(args.images))
+    reader = InputReader("optimize", find_images(args.images), load_image)
     styles = [load_image(path) for path in args.style]
     try:
         config = _config(args)
         config.blend_weights(len(styles))
     except ValueError as exc:
         print(f"depthstyle optimize: error: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_ERROR
     vgg = load_vgg16(model_dirs=[args.models_dir / "vgg"])
     depth = None
     if config.depth_weight > 0:
@@ -55,18 +52,19 @@ def _optimize_command(args: argparse.Namespace) -> int:
         print(f"depth model: {depth.name} (licence {depth.licence})", file=sys.stderr)
     out_dir = Path(args.output)
     stop = StopOnInterrupt()
-    for index, path in enumerate(images, start=1):
+    for path, photo in reader:
         target = out_dir / f"{path.stem}_optimized.png"
-        progress = ConsoleProgress(f"[{index}/{len(images)}] {path.name} ")
+        progress = ConsoleProgress(f"{path.name} ")
         try:
             with stop.installed():
                 result = optimize_style(
-                    load_image(path),
+                    photo,
                     styles,
                     vgg=vgg,
                     depth_model=depth,
                     config=config,
                     device=args.device,
+                    mask=mask_for(args, photo),
                     on_progress=progress,
                     should_stop=stop,
                 )
@@ -78,10 +76,10 @@ def _optimize_command(args: argparse.Namespace) -> int:
                 f"so far to {written}",
                 file=sys.stderr,
             )
-            return INTERRUPTED
+            return EXIT_INTERRUPTED
         progress.end_line()
-        print(f"[{index}/{len(images)}] {path} -> {save_image(result, target)}", file=sys.stderr)
-    return 0
+        reader.done(path, save_image(result, target))
+    return reader.exit_status()
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -123,5 +121,10 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--preserve-color", action="store_true", help="keep the photo's colours, take only the style's light"
     )
-    parser.add_argument("--depth-model", default="small", help="small (default), base, large or a path")
+    parser.add_argument(
+        "--depth-model",
+        default="small",
+        help="small (default), base, large or a path (also for --depth-mask)",
+    )
+    add_mask_arguments(parser)
     parser.set_defaults(run=_optimize_command)

@@ -1,12 +1,16 @@
-"""``depthstyle stylize``: apply a trained style model to images."""
+"""``depthstyle stylize``: apply a trained style model to images or to the frames of a video."""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .common import expand_images
+from .common import InputReader, find_images
+from .masks import add_mask_arguments, mask_for
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _stylize_command(args: argparse.Namespace) -> int:
@@ -16,25 +20,72 @@ def _stylize_command(args: argparse.Namespace) -> int:
     from ..depthstyle_core.style_model import load_style_model
     from ..depthstyle_core.stylize import stylize
 
-    images = expand_images(args.images)
-    if not images:
-        raise SystemExit("depthstyle stylize: no images found in " + ", ".join(args.images))
+    reader = InputReader("stylize", find_images(args.images), load_image)
     net, _ = load_style_model(args.model, model_dirs=[args.models_dir / "styles"])
     net.to(args.device)
     out_dir = Path(args.output)
+    settings = {
+        "strength": args.strength,
+        "preserve_color": args.preserve_color,
+        "scale": args.scale,
+        "frames": args.frames,
+        "tile_size": args.tile,
+        "precision": args.precision,
+    }
     with torch.inference_mode():
-        for index, path in enumerate(images, start=1):
-            styled = stylize(
-                net,
-                load_image(path),
-                strength=args.strength,
-                preserve_color=args.preserve_color,
-                tile_size=args.tile,
-                precision=args.precision,
+        if args.frames == "shared":
+            paths, frames = _same_size_frames(list(reader))
+            mask = mask_for(args, frames, normalization="per_batch")
+            styled = stylize(net, frames, mask=mask, **settings)
+            for path, image in zip(paths, styled, strict=True):
+                reader.done(path, save_image(image, out_dir / f"{path.stem}_styled.png"))
+        else:
+            for path, image in reader:
+                styled = stylize(net, image, mask=mask_for(args, image), **settings)
+                reader.done(path, save_image(styled, out_dir / f"{path.stem}_styled.png"))
+    return reader.exit_status()
+
+
+def _same_size_frames(loaded: list[tuple[Path, torch.Tensor]]) -> tuple[list[Path], torch.Tensor]:
+    """The frames as one batch; frames of different sizes cannot share statistics."""
+    import torch
+
+    from ..depthstyle_core.errors import InputImageError
+
+    if not loaded:
+        raise InputImageError("none of the frames could be read")
+    first_path, first = loaded[0]
+    for path, image in loaded[1:]:
+        if image.shape != first.shape:
+            raise InputImageError(
+                f"--frames shared needs frames of one size: {first_path} is "
+                f"{first.shape[-1]}x{first.shape[-2]} but {path} is {image.shape[-1]}x{image.shape[-2]}"
             )
-            written = save_image(styled, out_dir / f"{path.stem}_styled.png")
-            print(f"[{index}/{len(images)}] {path} -> {written}", file=sys.stderr)
-    return 0
+    return [path for path, _ in loaded], torch.cat([image for _, image in loaded])
+
+
+def _fraction(text: str) -> float:
+    """A number from 0 to 1, for argparse."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return value
+
+
+def _scale(text: str) -> float:
+    """A brush-size factor above 0 and at most MAX_SCALE, for argparse."""
+    from ..depthstyle_core.stylize import MAX_SCALE
+
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0.0 < value <= MAX_SCALE:
+        raise argparse.ArgumentTypeError(f"expected a number above 0 and at most {MAX_SCALE:g}, got {text!r}")
+    return value
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -49,13 +100,33 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("-o", "--output", required=True, help="output folder")
     parser.add_argument(
-        "--strength", type=float, default=1.0, help="0 keeps the photo, 1 is the full style (default 1)"
+        "--strength", type=_fraction, default=1.0, help="0 keeps the photo, 1 is the full style (default 1)"
     )
     parser.add_argument(
         "--preserve-color", action="store_true", help="keep the photo's colours, take only the style's light"
     )
     parser.add_argument(
+        "--scale",
+        type=_scale,
+        default=1.0,
+        help="brush size: the style is painted on the image resized by this factor and enlarged back "
+        "(bicubic); 0.5 paints strokes twice as large (default 1)",
+    )
+    parser.add_argument(
+        "--frames",
+        choices=("independent", "shared"),
+        default="independent",
+        help="shared: the images are frames of one video (all the same size, loaded together) and share "
+        "one look, without flicker (default independent)",
+    )
+    parser.add_argument(
         "--tile", type=int, default=0, help="tile size in pixels for huge images (default 0: whole image)"
     )
     parser.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32", help="CUDA only")
+    parser.add_argument(
+        "--depth-model",
+        default="small",
+        help="depth model for --depth-mask: small (default), base, large or a .safetensors path",
+    )
+    add_mask_arguments(parser)
     parser.set_defaults(run=_stylize_command)

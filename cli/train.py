@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .common import EXIT_INTERRUPTED
+
 _TRAIN_SETTINGS = (
     ("iterations", int, "training steps (default 40000, as the paper)"),
     ("batch_size", int, "images per step (default 4)"),
@@ -87,7 +89,7 @@ def _train_command(args: argparse.Namespace) -> int:
         )
     except KeyboardInterrupt:
         print("\ninterrupted: a checkpoint was saved; run again with --resume to continue", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     print(file=sys.stderr)
     if result.skipped_files:
         print(f"skipped {len(result.skipped_files)} unreadable content files", file=sys.stderr)

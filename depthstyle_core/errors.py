@@ -45,3 +45,7 @@ class OptimizationStopped(OperationCancelled):
         self.partial = partial
         self.step = step
         self.total = total
+
+
+class MaskError(DepthStyleError, ValueError):
+    """A mask or mask setting cannot be used: wrong shape, a count that does not fit the batch, a bad band."""

@@ -94,3 +94,30 @@ def save_image(image: torch.Tensor, path: str | os.PathLike) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tensor_to_pil(image).save(path)
     return path
+
+
+DEPTH_FORMATS = {"png": ".png", "png16": ".png", "npy": ".npy"}
+"""Depth file formats and their suffixes: 8-bit greyscale PNG, 16-bit greyscale PNG, float32 NumPy array."""
+
+
+def save_depth(depth: torch.Tensor, path: str | os.PathLike, fmt: str = "png") -> Path:
+    """Write one depth map (``[1,1,H,W]``, ``[1,H,W]`` or ``[H,W]``, 0..1, near = 1) to ``path``.
+
+    ``png``: 8-bit greyscale (as three equal channels, like a depth IMAGE); ``png16``: 16-bit greyscale,
+    0..65535, for 3D, parallax and relighting; ``npy``: float32 ``[H,W]``, the values unchanged.
+    """
+    if fmt not in DEPTH_FORMATS:
+        raise ValueError(f"depth format must be one of {tuple(DEPTH_FORMATS)}, got {fmt!r}")
+    if depth.numel() != depth.shape[-1] * depth.shape[-2]:
+        raise InputImageError(f"expected one depth map, got a tensor of shape {tuple(depth.shape)}")
+    plane = depth.detach().float().cpu().reshape(depth.shape[-2:])
+    if fmt == "png":
+        return save_image(plane.clamp(0, 1).expand(3, -1, -1), path)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if fmt == "npy":
+        np.save(path, plane.numpy())
+    else:
+        levels = (plane.clamp(0, 1).numpy() * 65535.0).round().astype(np.uint16)
+        Image.fromarray(levels).save(path)
+    return path

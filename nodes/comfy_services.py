@@ -94,6 +94,11 @@ def to_comfy_image(images: torch.Tensor) -> torch.Tensor:
     return to_rgb(images).movedim(1, -1).contiguous().to(device=output_device(), dtype=torch.float32)
 
 
+def to_comfy_mask(masks: torch.Tensor) -> torch.Tensor:
+    """``[B,1,H,W]`` -> ComfyUI MASK ``[B,H,W]``, float32 on the intermediate device."""
+    return masks[:, 0].contiguous().to(device=output_device(), dtype=torch.float32)
+
+
 def offload_device() -> torch.device:
     """Where a loaded model waits between runs."""
     return model_management.unet_offload_device()

@@ -125,6 +125,13 @@ class OptimizeStyle(io.ComfyNode):
                     default=DEFAULTS.preserve_color,
                     tooltip="Keep the photo's colours and take only the brightness pattern from the style.",
                 ),
+                io.Mask.Input(
+                    "mask",
+                    optional=True,
+                    tooltip="Where to stylise: 1 (white) = full style, 0 = the photo unchanged, in between "
+                    "= partly (strength x mask). One mask for every image or one per image; resized to the "
+                    "result. DepthStyle Depth To Mask makes one from depth.",
+                ),
             ],
             outputs=[io.Image.Output("optimized", display_name="optimized", tooltip="The stylised images.")],
         )
@@ -135,6 +142,7 @@ class OptimizeStyle(io.ComfyNode):
         image: torch.Tensor,
         style_image: torch.Tensor,
         depth_model: DepthEstimator | None = None,
+        mask: torch.Tensor | None = None,
         **settings: object,
     ) -> io.NodeOutput:
         config = OptimizeConfig(
@@ -149,6 +157,7 @@ class OptimizeStyle(io.ComfyNode):
                 depth_model=depth_model,
                 config=config,
                 device=device,
+                mask=mask,
                 on_progress=progress_callback(),
                 should_stop=should_stop,
             )

@@ -13,7 +13,8 @@ from ..depthstyle_core.hub import HubFile
 from ..depthstyle_core.images import comfy_to_bchw
 from ..depthstyle_core.models.transformer_net import TransformerNet
 from ..depthstyle_core.style_model import load_style_model
-from ..depthstyle_core.stylize import DEFAULT_OVERLAP, MIN_TILE_MARGIN, PRECISIONS, stylize
+from ..depthstyle_core.stylize import DEFAULT_OVERLAP, FRAMES, MAX_SCALE, MIN_TILE_MARGIN, PRECISIONS, stylize
+from ..depthstyle_core.tiling import STATS_MAX_PIXELS
 from .comfy_services import (
     STYLE_FOLDER,
     model_dirs,
@@ -133,7 +134,8 @@ class Stylize(io.ComfyNode):
             category="DepthStyle/style",
             description=(
                 "Stylises each image with a trained style network in one pass. The output has the input's "
-                "size; large images are split into overlapping tiles that join without seams."
+                "size; large images are split into overlapping tiles that join without seams. Optional: a "
+                "mask for per-pixel strength, a brush size (scale), and shared statistics for video frames."
             ),
             inputs=[
                 io.Image.Input("image"),
@@ -158,9 +160,9 @@ class Stylize(io.ComfyNode):
                     max=16384,
                     step=8,
                     tooltip="0: whole images, split into tiles only if the GPU runs out of memory. Otherwise "
-                    f"the tile side in pixels (at least {SMALLEST_TILE}); tiles give the same result as "
-                    "whole images and bound memory, but are slower: above about 4 megapixels the tiles "
-                    "first share the whole image's statistics, which takes several extra passes.",
+                    f"the tile side in pixels, after scale (at least {SMALLEST_TILE}); tiles give the same "
+                    "result as whole images and bound memory, but are slower: above about 4 megapixels the "
+                    "tiles first share the whole image's statistics, which takes several extra passes.",
                 ),
                 io.Combo.Input(
                     "precision",
@@ -169,6 +171,34 @@ class Stylize(io.ComfyNode):
                     optional=True,
                     tooltip="fp16/bf16 are faster on a GPU (a tile that overflows is redone in fp32). The "
                     "CPU always uses fp32.",
+                ),
+                io.Float.Input(
+                    "scale",
+                    default=1.0,
+                    min=0.1,
+                    max=MAX_SCALE,
+                    step=0.05,
+                    optional=True,
+                    tooltip="Brush size. The style is painted on the image resized by this factor and the "
+                    "result enlarged back to the input's size (bicubic): 0.5 paints strokes twice as large "
+                    "(use it on big photos, where the style would otherwise turn into fine noise), 2 half "
+                    "as large.",
+                ),
+                io.Combo.Input(
+                    "frames",
+                    options=list(FRAMES),
+                    default="independent",
+                    optional=True,
+                    tooltip="independent: each image gets its own look (still images). shared: every frame "
+                    "of the batch is normalised with statistics of the whole batch, so the same content "
+                    "looks the same in every frame (video, no flicker).",
+                ),
+                io.Mask.Input(
+                    "mask",
+                    optional=True,
+                    tooltip="Where to stylise: 1 (white) = full style, 0 = the input unchanged, in between "
+                    "= partly (strength x mask). One mask for every image or one per image; resized if "
+                    "its size differs. DepthStyle Depth To Mask makes one from depth.",
                 ),
             ],
             outputs=[
@@ -186,14 +216,20 @@ class Stylize(io.ComfyNode):
         preserve_color: bool,
         tile_size: int,
         precision: str = "fp32",
+        scale: float = 1.0,
+        frames: str = "independent",
+        mask: torch.Tensor | None = None,
     ) -> io.NodeOutput:
         content = comfy_to_bchw(image)
-        with on_compute_device(style_model, _stylize_memory(content, tile_size)) as device:
+        with on_compute_device(style_model, _stylize_memory(content, tile_size, scale, frames)) as device:
             styled = stylize(
                 style_model,
                 content,
                 strength=strength,
                 preserve_color=preserve_color,
+                mask=mask,
+                scale=scale,
+                frames=frames,
                 tile_size=tile_size,
                 precision=precision,
                 device=device,
@@ -203,11 +239,16 @@ class Stylize(io.ComfyNode):
         return io.NodeOutput(to_comfy_image(styled))
 
 
-def _stylize_memory(content: torch.Tensor, tile_size: int) -> int:
-    """Bytes to free before stylising: activations of one chunk (or one tile) of images."""
+def _stylize_memory(content: torch.Tensor, tile_size: int, scale: float, frames: str) -> int:
+    """Bytes to free before stylising: activations of one chunk (or tile) of images at the working size,
+    or of the whole batch when shared statistics take one pass over it."""
     batch, _, height, width = content.shape
-    pixels = min(height * width, tile_size * tile_size) if tile_size else height * width
-    return pixels * min(batch, CHUNK) * BYTES_PER_PIXEL
+    pixels = height * width * scale * scale
+    work = min(pixels, tile_size * tile_size) if tile_size else pixels
+    work *= min(batch, CHUNK)
+    if frames == "shared" and batch > CHUNK:
+        work = max(work, min(batch * pixels, STATS_MAX_PIXELS))
+    return int(work * BYTES_PER_PIXEL)
 
 
 STYLIZE_NODES: list[type[io.ComfyNode]] = [StyleModelLoader, Stylize]

@@ -26,6 +26,7 @@ RUN_TIMEOUT = 120
 SKIP_REASON = "COMFYUI_DIR is not set: the ComfyUI integration tests need a ComfyUI checkout to start"
 FRONTEND_ONLY_NODES = frozenset({"Note", "MarkdownNote"})
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
+EXTRA_WIDGET_VALUE = ("image_upload", "video_upload", "control_after_generate")  # options that store 2 values
 
 
 def comfyui_python(comfyui_dir: Path) -> str:
@@ -218,7 +219,8 @@ def ui_to_api(workflow: Mapping[str, Any], object_info: Mapping[str, Any]) -> di
     """Convert a UI-format workflow into the API-format graph ComfyUI would queue for it.
 
     Widget values are stored by position; ``object_info``'s input order says which input each one
-    belongs to (combos with an upload button or a control-after-generate widget store one extra value).
+    belongs to (combos with an image or video upload button or a control-after-generate widget store one
+    extra value).
     Frontend-only nodes such as notes are dropped.
     """
     sources = {link[0]: (str(link[1]), link[2]) for link in workflow["links"]}
@@ -237,7 +239,7 @@ def ui_to_api(workflow: Mapping[str, Any], object_info: Mapping[str, Any]) -> di
                 kind, options = specs[name][0], (specs[name][1] if len(specs[name]) > 1 else {})
                 if isinstance(kind, list) or kind in WIDGET_TYPES:
                     value = values.pop(0) if values else None
-                    if options.get("image_upload") or options.get("control_after_generate"):
+                    if any(options.get(key) for key in EXTRA_WIDGET_VALUE):
                         values = values[1:]
                     inputs[name] = linked.get(name, value)
                 elif name in linked:

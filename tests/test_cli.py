@@ -74,10 +74,11 @@ def test_missing_model_offline_is_a_clean_error_naming_the_folder(tmp_path, caps
     assert "Depth-Anything-V2-Base-hf" in err and str(tmp_path / "models" / "depth") in err
 
 
-def test_no_images_found_is_reported(tmp_path):
+def test_no_images_found_is_reported(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
-    with pytest.raises(SystemExit, match="no images found"):
-        main(["depth", str(tmp_path / "empty"), "-o", str(tmp_path / "o")])
+    assert main(["depth", str(tmp_path / "empty"), "-o", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "depthstyle depth: error: no images found in" in err and "empty" in err
 
 
 def test_stylize_with_a_saved_style_model_at_full_size(tmp_path):

@@ -96,3 +96,24 @@ def test_ctrl_c_writes_the_picture_so_far_and_exits_130(tmp_path):
     assert "interrupted after" in rest and "wrote the picture as it is so far" in rest
     written = load_image(out / "photo_optimized.png")
     assert written.shape == (1, 3, 43, 64)
+
+
+def test_a_mask_file_keeps_the_photo_and_a_broken_photo_is_skipped_with_status_3(tmp_path, capsys):
+    models = tmp_path / "models"
+    write_vgg_checkpoint(models / "vgg" / "vgg16.tv_in1k.safetensors")
+    photos = tmp_path / "photos"
+    photo = save_image(torch.rand(1, 3, 40, 60), photos / "a.png")
+    (photos / "broken.png").write_bytes(b"not a png")
+    style = save_image(torch.rand(1, 3, 32, 32), tmp_path / "s.png")
+    mask = torch.zeros(1, 3, 40, 60)
+    mask[..., 30:] = 1.0
+    mask_file = save_image(mask, tmp_path / "right_half.png")
+    out = tmp_path / "out"
+    args = ["--models-dir", str(models), "optimize", str(photos), "--style", str(style), "-o", str(out)]
+    code = main([*args, "--size", "0", "--steps", "2", "--depth-weight", "0", "--mask", str(mask_file)])
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "skipped" in err and "broken.png" in err
+    result = load_image(out / "a_optimized.png")
+    assert torch.equal(result[..., :30], load_image(photo)[..., :30])
+    assert float((result[..., 30:] - load_image(photo)[..., 30:]).abs().mean()) > 0.01

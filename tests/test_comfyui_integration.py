@@ -138,6 +138,8 @@ def test_ui_workflow_is_served_as_a_template_and_matches_its_api_twin(comfy, obj
         "optimize_with_depth",
         "stylize_with_depth_preview",
         "train_style",
+        "depth_masked_stylize",
+        "video_stylize",
     }
     workflow = comfy.get_json("/api/workflow_templates/depthstyle/depth_preview.json")
     assert workflow == json.loads((REPO / "workflows" / "depth_preview.json").read_text())

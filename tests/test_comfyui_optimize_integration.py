@@ -106,7 +106,7 @@ def test_the_node_is_registered_with_its_schema(object_info, comfy):
             "strength",
             "preserve_color",
         ],
-        "optional": ["depth_model"],
+        "optional": ["depth_model", "mask"],
     }
     required = node["input"]["required"]
     defaults = {name: spec[1].get("default") for name, spec in required.items() if len(spec) > 1}
@@ -127,6 +127,7 @@ def test_the_node_is_registered_with_its_schema(object_info, comfy):
     assert required["init"][1]["options"] == ["content", "noise", "blend"]
     assert required["size"][1]["min"] == 0 and "0 keeps the input's size" in required["size"][1]["tooltip"]
     assert node["input"]["optional"]["depth_model"][0] == "DEPTHSTYLE_DEPTH_MODEL"
+    assert node["input"]["optional"]["mask"][0] == "MASK"
     assert node["output"] == ["IMAGE"] and node["output_name"] == ["optimized"]
 
 
@@ -175,3 +176,15 @@ def test_cancel_stops_the_optimisation_as_interrupted(comfy):
     assert interrupted is not None and message(entry, "execution_error") is None, entry["status"]
     assert interrupted["node_type"] == OPTIMIZE
     assert time.monotonic() - started < 20, "Cancel took effect only much later"
+
+
+def test_a_zero_mask_gives_the_photo_back_exactly(comfy):
+    width, height = PHOTO_SIZE
+    prompt = workflow_prompt(size=0)
+    for key in ("6", "7", "8", "9"):
+        del prompt[key]
+    prompt["10"] = {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": width, "height": height}}
+    prompt["4"]["inputs"]["mask"] = ["10", 0]
+    entry = succeeded(comfy.run(prompt))
+    photo = np.asarray(Image.open(comfy.base_dir / "input" / "example.png").convert("RGB")).astype(np.int16)
+    assert np.array_equal(shown_image(comfy, entry, "5"), photo)

@@ -158,7 +158,7 @@ def test_style_nodes_are_registered_with_their_schemas(object_info, comfy):
 
     assert stylize["input_order"] == {
         "required": ["image", "style_model", "strength", "preserve_color", "tile_size"],
-        "optional": ["precision"],
+        "optional": ["precision", "scale", "frames", "mask"],
     }
     required = stylize["input"]["required"]
     assert required["style_model"][0] == "DEPTHSTYLE_STYLE_MODEL"

@@ -14,6 +14,7 @@ from torch import nn
 from depthstyle.depthstyle_core.depth import depth_for_loss
 from depthstyle.depthstyle_core.errors import (
     InputImageError,
+    MaskError,
     OptimizationError,
     OptimizationStopped,
 )
@@ -190,13 +191,25 @@ def test_strength_and_preserve_color_act_as_in_stylize(vgg, content, style):
     half = optimize_style(
         content, style, vgg=vgg, config=OptimizeConfig(**QUICK, depth_weight=0, strength=0.5)
     )
-    assert torch.equal(kept, blend_with_content(content, full, 1.0, True))
-    assert torch.equal(half, blend_with_content(content, full, 0.5, False))
+    assert torch.equal(kept, blend_with_content(content, full, preserve_color=True))
+    assert torch.equal(half, blend_with_content(content, full, strength=0.5))
     # The chroma (colour minus luminance) is the photo's wherever nothing was clipped.
     unclipped = ((kept > 0) & (kept < 1)).all(dim=1, keepdim=True)
     chroma = (kept - luminance(kept)) - (content - luminance(content))
     assert float(chroma.abs().masked_select(unclipped).max()) < 1e-5
     assert float((full - content).abs().max()) > 0.05
+
+
+def test_where_the_mask_is_zero_the_result_is_the_photo_exactly(vgg, style):
+    photo = smooth_images(2, 64, 80, seed=12)
+    mask = torch.zeros(64, 80)
+    mask[:, 40:] = 1.0
+    config = OptimizeConfig(size=0, min_size=64, steps=5, first_scale_steps=5, depth_weight=0)
+    result = optimize_style(photo, style, vgg=vgg, config=config, mask=mask)
+    assert torch.equal(result[..., :40], photo[..., :40])
+    assert float((result[..., 40:] - photo[..., 40:]).abs().mean()) > 0.01
+    with pytest.raises(MaskError):
+        optimize_style(photo, style, vgg=vgg, config=config, mask=torch.ones(3, 64, 80))
 
 
 def test_a_batch_is_optimised_together_as_independent_images(vgg, style):

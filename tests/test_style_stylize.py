@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
-from depthstyle.depthstyle_core import stylize as stylize_module
+from depthstyle.depthstyle_core import tiling
 from depthstyle.depthstyle_core.errors import OperationCancelled
 from depthstyle.depthstyle_core.models.transformer_net import (
     RECEPTIVE_RADIUS,
@@ -15,34 +14,12 @@ from depthstyle.depthstyle_core.models.transformer_net import (
 )
 from depthstyle.depthstyle_core.stylize import DEFAULT_OVERLAP, luminance, stylize
 
+from .style_helpers import lively_net, smooth_images
+
 CHROMA = torch.tensor([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])  # BT.601 Cb, Cr rows
 
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-
-
-def lively_net(config: TransformerNetConfig | None = None, seed: int = 0) -> TransformerNet:
-    """A random net whose output spans roughly 0..1 (a fresh net's output is almost zero everywhere,
-    which would make every comparison pass), with random norm affines."""
-    torch.manual_seed(seed)
-    net = TransformerNet(config).eval()
-    with torch.no_grad():
-        for name, param in net.named_parameters():
-            if param.ndim == 1 and not name.endswith("conv2d.bias"):
-                param.copy_((1.0 if name.endswith("weight") else 0.0) + 0.3 * torch.randn_like(param))
-        probe = net(smooth_images(1, 64, 64, seed=99))
-        scale = 0.25 / probe.std().item()
-        net.deconv3.conv2d.weight.mul_(scale)
-        net.deconv3.conv2d.bias.mul_(scale).add_(0.5 * 255 - probe.mean().item() * scale * 255)
-    return net
-
-
-def smooth_images(batch: int, height: int, width: int, seed: int = 0) -> torch.Tensor:
-    """Photo-like test images: smooth colour fields plus a little texture."""
-    gen = torch.Generator().manual_seed(seed)
-    coarse = torch.rand(batch, 3, max(2, height // 12), max(2, width // 12), generator=gen)
-    smooth = F.interpolate(coarse, size=(height, width), mode="bicubic", align_corners=False)
-    return (smooth + 0.05 * torch.rand(batch, 3, height, width, generator=gen)).clamp(0, 1)
 
 
 class FlakyNet(TransformerNet):
@@ -119,7 +96,7 @@ def test_statistics_built_from_tiles_are_exact(net, monkeypatch):
     equal to the untiled result (a thin image keeps this test fast: 2 tiles x 15 layers)."""
     strip = smooth_images(1, 168, 12, seed=4)
     reference = stylize(net, strip)
-    monkeypatch.setattr(stylize_module, "STATS_MAX_PIXELS", 0)
+    monkeypatch.setattr(tiling, "STATS_MAX_PIXELS", 0)
     calls = []
     tiled = stylize(
         net, strip, tile_size=152, tile_overlap=120, on_progress=lambda d, t, p: calls.append((d, t))
@@ -206,7 +183,7 @@ def test_half_precision_falls_back_to_fp32_on_cpu(net):
 
 def test_reduced_precision_path_keeps_statistics_and_output_in_fp32(net, small, small_styled):
     """The autocast path that CUDA takes, exercised with bf16 on the CPU."""
-    runner = stylize_module._Runner(net, torch.bfloat16)
+    runner = tiling.Runner(net, torch.bfloat16)
     with torch.no_grad():
         out = runner(small).clamp(0, 1)
         mean, var = runner.norm_stats(small)["res2.in1"]
@@ -221,7 +198,7 @@ def test_out_of_memory_halves_the_tile_and_retries(net, monkeypatch):
     assert flaky.forward_sizes[0] == (80, 12)  # the whole image first: out of memory
     assert set(flaky.forward_sizes[1:]) == {(40, 12), (16, 12)}  # then tiles of half the side (last: 64..80)
     assert flaky.stats_sizes == []  # no whole-image statistics pass after running out of memory
-    monkeypatch.setattr(stylize_module, "STATS_MAX_PIXELS", 0)
+    monkeypatch.setattr(tiling, "STATS_MAX_PIXELS", 0)
     torch.testing.assert_close(out, stylize(net, image, tile_size=40, tile_overlap=8), atol=1e-6, rtol=0)
 
 
@@ -231,7 +208,7 @@ def test_out_of_memory_in_the_statistics_pass_builds_them_from_tiles(net, monkey
     out = stylize(flaky, image, tile_size=40, tile_overlap=8)
     assert flaky.stats_sizes == [(80, 12)]  # tried once, out of memory
     assert set(flaky.forward_sizes) == {(40, 12), (16, 12)}  # the tile size was not reduced
-    monkeypatch.setattr(stylize_module, "STATS_MAX_PIXELS", 0)
+    monkeypatch.setattr(tiling, "STATS_MAX_PIXELS", 0)
     torch.testing.assert_close(out, stylize(net, image, tile_size=40, tile_overlap=8), atol=1e-6, rtol=0)
 
 

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from ..depthstyle_core.depth import DepthEstimator
 from ..depthstyle_core.errors import InputImageError, OptimizationError, OptimizationStopped
 from ..depthstyle_core.images import to_rgb
+from ..depthstyle_core.masks import fit_mask
 from ..depthstyle_core.models.depth_anything import DepthAnythingV2
 from ..depthstyle_core.models.vgg import VGG16Features
 from ..depthstyle_core.stylize import blend_with_content
@@ -44,6 +45,7 @@ def optimize_style(
     depth_model: DepthAnythingV2 | DepthEstimator | None = None,
     config: OptimizeConfig | None = None,
     device: torch.device | str | None = None,
+    mask: Tensor | None = None,
     on_progress: ProgressCallback | None = None,
     should_stop: StopCallback | None = None,
 ) -> Tensor:
@@ -54,7 +56,9 @@ def optimize_style(
     ``depth_model``: a Depth Anything network or estimator, needed when ``config.depth_weight > 0`` (set
     it to 0 to optimise without the depth loss). ``device`` defaults to the VGG's; the caller's networks
     are not moved to another device (copies are). Returns ``[B,3,h,w]`` float32 0..1 on the content's
-    device, ``h, w`` as :func:`~.optimize_plan.output_size` says.
+    device, ``h, w`` as :func:`~.optimize_plan.output_size` says. ``mask`` (1 = full style, 0 = the
+    photo; one for the batch or one per image, resized to the result) makes ``strength`` per pixel, as
+    in ``stylize``: where it is 0 the result is the photo at the result's size, exactly.
 
     ``on_progress(done, total, preview)`` runs after every step (``preview``: the current result of the
     first image, ``[1,3,h,w]`` on the CPU, every ``preview_every`` steps and at the end of each scale).
@@ -66,6 +70,7 @@ def optimize_style(
     styles = _checked_styles(style)
     config.blend_weights(len(styles))
     plan = plan_sizes(photo.shape[-2], photo.shape[-1], config.size, config.min_size, config.scale_step)
+    weights = None if mask is None else fit_mask(mask, photo.shape[0], *plan.output)
     if config.strength == 0:
         return resize(photo, plan.output).clone()
     network, _ = depth_network(depth_model)
@@ -84,6 +89,7 @@ def optimize_style(
             vgg,
             network if config.depth_weight > 0 else None,
             run_device,
+            weights,
             on_progress,
             should_stop,
         )
@@ -157,6 +163,7 @@ class _Optimization:
         vgg: VGG16Features,
         depth: DepthAnythingV2 | None,
         device: torch.device,
+        mask: Tensor | None,
         on_progress: ProgressCallback | None,
         should_stop: StopCallback | None,
     ) -> None:
@@ -172,6 +179,7 @@ class _Optimization:
         self.config, self.plan, self.device = config, plan, device
         self.photo_device = photo.device
         self.output_content = resize(photo, plan.output)
+        self.mask = mask
         self.photo = photo.to(device)
         self.styles = [s.to(device) for s in styles]
         self.vgg = _frozen_on(vgg, device, self.memory_format)
@@ -255,5 +263,9 @@ class _Optimization:
         """The working-size image at the output size, blended with the content as configured."""
         styled = resize(image.detach().float().contiguous(), self.plan.output).to(self.photo_device)
         return blend_with_content(
-            self.output_content, styled, self.config.strength, self.config.preserve_color
+            self.output_content,
+            styled,
+            strength=self.config.strength,
+            preserve_color=self.config.preserve_color,
+            mask=self.mask,
         )

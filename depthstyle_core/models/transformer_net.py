@@ -12,6 +12,10 @@ tile use the same numbers, and a tile's output then equals the untiled output aw
 (further than :data:`RECEPTIVE_RADIUS` pixels). For an image too large for one pass,
 :meth:`TransformerNet.norm_input` gives one layer's input for a tile, from which a caller can build the
 same statistics layer by layer (``depthstyle_core.stylize`` does).
+
+Flicker-free video: ``pool_batch=True`` (and ``norm_stats(x, pooled=True)``) normalises every image of a
+batch with statistics pooled over the whole batch instead of its own, so the frames of a video share one
+look. Pooled statistics are ``[1,C,1,1]`` and apply to any number of images.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ TANH_SCALE = 150.0  # Johnson's -tanh_constant
 CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)  # the VGG mean the Lua output is centred on (0..255)
 
 NormStats = dict[str, tuple[Tensor, Tensor]]
-"""Per instance-norm layer (state-dict name, e.g. ``"res3.in2"``): (mean, var), each ``[B,C,1,1]`` fp32."""
+"""Per instance-norm layer (state-dict name, e.g. ``"res3.in2"``): (mean, var), each ``[B,C,1,1]`` fp32
+(``[1,C,1,1]`` when pooled over the batch)."""
 
 
 @dataclass(frozen=True)
@@ -90,9 +95,10 @@ class InstanceNorm(nn.InstanceNorm2d):
         return self.normalize(x, mean, var)
 
     @staticmethod
-    def statistics(x: Tensor) -> tuple[Tensor, Tensor]:
-        """(var, mean) per image and channel, ``[B,C,1,1]`` fp32."""
-        return torch.var_mean(x.float(), dim=(2, 3), keepdim=True, correction=0)
+    def statistics(x: Tensor, pooled: bool = False) -> tuple[Tensor, Tensor]:
+        """(var, mean) per image and channel, ``[B,C,1,1]`` fp32; ``pooled``: per channel over the whole
+        batch, ``[1,C,1,1]``."""
+        return torch.var_mean(x.float(), dim=(0, 2, 3) if pooled else (2, 3), keepdim=True, correction=0)
 
     def normalize(self, x: Tensor, mean: Tensor, var: Tensor) -> Tensor:
         """Normalise with the given fp32 statistics; computed in fp32, returned in ``x``'s dtype.
@@ -122,18 +128,20 @@ class _ReachedLayer(Exception):
 
 
 class _NormPass:
-    """How one forward pass normalises: plain instance norm, recording statistics, or fixed statistics;
-    optionally stopping at the input of one instance-norm layer."""
+    """How one forward pass normalises: plain instance norm, recording statistics (per image or pooled over
+    the batch), or fixed statistics; optionally stopping at the input of one instance-norm layer."""
 
     def __init__(
         self,
         fixed: Mapping[str, tuple[Tensor, Tensor]] | None = None,
         record: bool = False,
         stop_at: str | None = None,
+        pooled: bool = False,
     ) -> None:
         self.fixed = fixed
-        self.record = record
+        self.record = record or pooled
         self.stop_at = stop_at
+        self.pooled = pooled
         self.recorded: NormStats = {}
 
     def __call__(self, name: str, norm: nn.Module, x: Tensor) -> Tensor:
@@ -147,7 +155,7 @@ class _NormPass:
             except KeyError:
                 raise ValueError(f"norm_stats has no statistics for layer {name!r}") from None
         else:
-            var, mean = norm.statistics(x)
+            var, mean = norm.statistics(x, self.pooled)
             self.recorded[name] = (mean, var)
         return norm.normalize(x, mean, var)
 
@@ -254,15 +262,25 @@ class TransformerNet(nn.Module):
                 "output_offset", torch.tensor(CAFFE_MEAN_RGB).view(1, 3, 1, 1), persistent=False
             )
 
-    def forward(self, x: Tensor, norm_stats: Mapping[str, tuple[Tensor, Tensor]] | None = None) -> Tensor:
+    def forward(
+        self,
+        x: Tensor,
+        norm_stats: Mapping[str, tuple[Tensor, Tensor]] | None = None,
+        *,
+        pool_batch: bool = False,
+    ) -> Tensor:
         """Stylise 0..1 images. ``norm_stats`` (from :meth:`norm_stats`) replaces every instance-norm
-        layer's own statistics, which is what makes tiles agree; batch-norm layers ignore it."""
-        return self._run(x, _NormPass(fixed=norm_stats))
+        layer's own statistics, which is what makes tiles agree; batch-norm layers ignore it.
+        ``pool_batch`` normalises every image with statistics pooled over the whole batch (video frames)."""
+        if pool_batch and norm_stats is not None:
+            raise ValueError("pass either norm_stats or pool_batch=True, not both")
+        return self._run(x, _NormPass(fixed=norm_stats, pooled=pool_batch))
 
     @torch.no_grad()
-    def norm_stats(self, x: Tensor) -> NormStats:
-        """Per-image statistics of every instance-norm layer for ``x`` (empty for a batch-norm net)."""
-        norm_pass = _NormPass(record=True)
+    def norm_stats(self, x: Tensor, pooled: bool = False) -> NormStats:
+        """Statistics of every instance-norm layer for ``x`` (empty for a batch-norm net): per image, or
+        ``pooled`` over the whole batch as in ``forward(x, pool_batch=True)``."""
+        norm_pass = _NormPass(record=True, pooled=pooled)
         self._run(x, norm_pass, stop_after_norms=True)
         return norm_pass.recorded
 
