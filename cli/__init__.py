@@ -1,4 +1,5 @@
-"""The ``depthstyle`` command line: depth maps, stylisation, training and checkpoint conversion.
+"""The ``depthstyle`` command line: depth maps, stylisation, training, checkpoint conversion and the
+structure report (``evaluate``, ``compare``).
 
 One module per command; each adds its sub-parser with ``add_parser`` and imports torch and the
 library only when it runs, so ``depthstyle --help`` answers at once.
@@ -11,10 +12,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import convert, depth, stylize, train
+from . import compare, convert, depth, evaluate, stylize, train
 from .common import default_models_dir
 
-COMMANDS = (train, depth, stylize, convert)
+COMMANDS = (train, depth, stylize, evaluate, compare, convert)
 
 
 def build_parser() -> argparse.ArgumentParser:
