@@ -16,7 +16,7 @@ from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
 from .colormap import apply_colormap
-from .images import tensor_to_pil
+from .images import pil_to_tensor, tensor_to_pil
 from .metrics import StructureMetrics, StructureReport
 
 ERROR_SCALE = 0.5
@@ -151,3 +151,15 @@ def draw_comparison_figure(
         titles.append(label)
         captions.append(metric_lines(report.metrics))
     return _grid(rows, titles, captions)
+
+
+def figure_batch(figures: Sequence[Image.Image]) -> Tensor:
+    """Figures as one ``[B,3,H,W]`` batch in 0..1, each padded with white on the right and at the bottom to
+    the largest (caption widths differ with the numbers printed)."""
+    width, height = max(f.width for f in figures), max(f.height for f in figures)
+    padded = []
+    for figure in figures:
+        canvas = Image.new("RGB", (width, height), BACKGROUND)
+        canvas.paste(figure, (0, 0))
+        padded.append(pil_to_tensor(canvas))
+    return torch.cat(padded)

@@ -6,6 +6,7 @@ from comfy_api.v0_0_2 import ComfyExtension, io
 
 from .comfy_services import register_model_folders
 from .depth_nodes import DEPTH_NODES
+from .report_nodes import REPORT_NODES
 from .stylize_nodes import STYLIZE_NODES
 from .train_nodes import TRAIN_NODES
 
@@ -17,4 +18,4 @@ class DepthStyleExtension(ComfyExtension):
         # Folders first: the loaders' combos list their files as soon as ComfyUI reads the schemas.
         # (ComfyUI 0.3.64 never calls on_load, so this cannot wait for it.)
         register_model_folders()
-        return [*DEPTH_NODES, *STYLIZE_NODES, *TRAIN_NODES]
+        return [*DEPTH_NODES, *STYLIZE_NODES, *TRAIN_NODES, *REPORT_NODES]

@@ -133,7 +133,12 @@ def test_user_model_folder_from_extra_model_paths_survives_registration(comfy):
 
 def test_ui_workflow_is_served_as_a_template_and_matches_its_api_twin(comfy, object_info):
     templates = comfy.get_json("/workflow_templates").get("depthstyle", [])
-    assert set(templates) == {"depth_preview", "stylize_with_depth_preview", "train_style"}
+    assert set(templates) == {
+        "depth_preview",
+        "stylize_with_depth_preview",
+        "train_style",
+        "structure_report",
+    }
     workflow = comfy.get_json("/api/workflow_templates/depthstyle/depth_preview.json")
     assert workflow == json.loads((REPO / "workflows" / "depth_preview.json").read_text())
     expected = {key: {k: v for k, v in node.items() if k != "_meta"} for key, node in api_workflow().items()}
