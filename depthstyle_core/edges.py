@@ -70,17 +70,44 @@ def _non_maximum_suppression(magnitude: Tensor, gx: Tensor, gy: Tensor) -> Tenso
     return torch.where(keep, magnitude, torch.zeros_like(magnitude))
 
 
-def _hysteresis(strong: Tensor, weak: Tensor) -> Tensor:
-    """Grow ``strong`` through 8-connected ``weak`` pixels until nothing changes."""
-    edges = strong.float()
-    allowed = weak.float()
+def hysteresis(strong: Tensor, weak: Tensor) -> Tensor:
+    """The ``weak`` pixels 8-connected through ``weak`` pixels to a ``strong`` one (boolean ``[...,H,W]``
+    maps of one image; ``strong`` should lie inside ``weak``).
+
+    Connected components of the weak pixels by hook-and-compress labelling: every round each pair of
+    neighbours hooks the larger of their two roots onto the smaller, then all paths are compressed. Each
+    round at least merges neighbouring trees, so a few rounds suffice even for long winding edges.
+    """
+    height, width = weak.shape[-2:]
+    weak_map, strong_map = weak.reshape(height, width), strong.reshape(height, width)
+    ys, xs = torch.nonzero(weak_map, as_tuple=True)
+    count = ys.numel()
+    out = torch.zeros(height, width, dtype=torch.bool, device=weak.device)
+    if count == 0:
+        return out.view(weak.shape)
+    position = torch.full((height + 2, width + 2), -1, dtype=torch.long, device=weak.device)
+    ids = torch.arange(count, device=weak.device)
+    position[ys + 1, xs + 1] = ids
+    starts, ends = [], []
+    for dy, dx in ((0, 1), (1, -1), (1, 0), (1, 1)):  # each neighbouring pair once
+        other = position[ys + 1 + dy, xs + 1 + dx]
+        linked = other >= 0
+        starts.append(ids[linked])
+        ends.append(other[linked])
+    start, end = torch.cat(starts), torch.cat(ends)
+    parent = ids
     while True:
-        grown = edges
-        for _ in range(4):  # a few steps between the (comparatively costly) convergence checks
-            grown = F.max_pool2d(grown, 3, stride=1, padding=1) * allowed
-        if torch.equal(grown, edges):
-            return edges.bool()
-        edges = grown
+        a, b = parent[start], parent[end]
+        hooked = parent.scatter_reduce(0, torch.maximum(a, b), torch.minimum(a, b), reduce="amin")
+        while not torch.equal(jumped := hooked[hooked], hooked):
+            hooked = jumped
+        if torch.equal(hooked, parent):
+            break
+        parent = hooked
+    connected = torch.zeros(count, dtype=torch.bool, device=weak.device)
+    connected[parent[strong_map[ys, xs]]] = True
+    out[ys, xs] = connected[parent]
+    return out.view(weak.shape)
 
 
 def edge_thresholds(magnitude: Tensor) -> tuple[float, float]:
@@ -100,7 +127,7 @@ def detect_edges(luma: Tensor, sigma: float = EDGE_SIGMA) -> Tensor:
     maps = []
     for index in range(luma.shape[0]):
         low, high = edge_thresholds(magnitude[index, 0])
-        maps.append(_hysteresis(thin[index] >= high, thin[index] >= low))
+        maps.append(hysteresis(thin[index] >= high, thin[index] >= low))
     return torch.stack(maps)
 
 

@@ -16,7 +16,7 @@ from depthstyle.depthstyle_core.depth_agreement import (
     depth_agreement,
     spearman_rho,
 )
-from depthstyle.depthstyle_core.edges import detect_edges, edge_agreement
+from depthstyle.depthstyle_core.edges import detect_edges, edge_agreement, hysteresis
 from depthstyle.depthstyle_core.errors import InputImageError
 from depthstyle.depthstyle_core.metrics import (
     METRIC_NAMES,
@@ -133,6 +133,42 @@ def test_edge_f1_counts_precision_and_recall_within_the_tolerance():
     assert edge_agreement(reference, empty).f1 == 0.0 and edge_agreement(empty, reference).f1 == 0.0
     with pytest.raises(ValueError, match=">= 0"):
         edge_agreement(reference, test, tolerance=-1)
+
+
+def reference_hysteresis(strong: torch.Tensor, weak: torch.Tensor) -> torch.Tensor:
+    """Breadth-first search from every strong pixel through 8-connected weak pixels."""
+    height, width = weak.shape
+    keep = torch.zeros_like(weak)
+    queue = [(int(y), int(x)) for y, x in torch.nonzero(strong & weak)]
+    for y, x in queue:
+        keep[y, x] = True
+    while queue:
+        y, x = queue.pop()
+        for dy in (-1, 0, 1):
+            for dx in (-1, 0, 1):
+                ny, nx = y + dy, x + dx
+                if 0 <= ny < height and 0 <= nx < width and weak[ny, nx] and not keep[ny, nx]:
+                    keep[ny, nx] = True
+                    queue.append((ny, nx))
+    return keep
+
+
+def test_hysteresis_keeps_exactly_the_weak_pixels_connected_to_strong_ones():
+    gen = torch.Generator().manual_seed(4)
+    for _ in range(30):
+        height, width = torch.randint(1, 40, (2,), generator=gen).tolist()
+        values = torch.rand(height, width, generator=gen)
+        strong, weak = values > 0.9, values > 0.3 + 0.4 * float(torch.rand(1, generator=gen))
+        assert torch.equal(hysteresis(strong, weak), reference_hysteresis(strong, weak))
+    snake = torch.zeros(120, 120, dtype=torch.bool)  # one long winding edge, strong at one end only
+    snake[::4] = True
+    for row in range(0, 116, 8):
+        snake[row : row + 4, -1] = True
+        snake[row + 4 : row + 8, 0] = True
+    seed = torch.zeros_like(snake)
+    seed[116, 60] = True
+    assert torch.equal(hysteresis(seed, snake), snake)
+    assert not hysteresis(torch.zeros_like(snake), snake).any()
 
 
 # --- depth -----------------------------------------------------------------------------------------
