@@ -8,6 +8,7 @@ from .comfy_services import register_model_folders
 from .depth_nodes import DEPTH_NODES
 from .mask_nodes import MASK_NODES
 from .optimize_nodes import OPTIMIZE_NODES
+from .report_nodes import REPORT_NODES
 from .stylize_nodes import STYLIZE_NODES
 from .train_nodes import TRAIN_NODES
 
@@ -19,4 +20,4 @@ class DepthStyleExtension(ComfyExtension):
         # Folders first: the loaders' combos list their files as soon as ComfyUI reads the schemas.
         # (ComfyUI 0.3.64 never calls on_load, so this cannot wait for it.)
         register_model_folders()
-        return [*DEPTH_NODES, *MASK_NODES, *STYLIZE_NODES, *OPTIMIZE_NODES, *TRAIN_NODES]
+        return [*DEPTH_NODES, *MASK_NODES, *STYLIZE_NODES, *OPTIMIZE_NODES, *TRAIN_NODES, *REPORT_NODES]

@@ -140,6 +140,7 @@ def test_ui_workflow_is_served_as_a_template_and_matches_its_api_twin(comfy, obj
         "train_style",
         "depth_masked_stylize",
         "video_stylize",
+        "structure_report",
     }
     workflow = comfy.get_json("/api/workflow_templates/depthstyle/depth_preview.json")
     assert workflow == json.loads((REPO / "workflows" / "depth_preview.json").read_text())

@@ -1,0 +1,184 @@
+"""The structure report node inside a real ComfyUI: schema, the example workflow and its API twin, the
+figure and the numbers it outputs, the style distance with a style image, and a clear error.
+
+Set COMFYUI_DIR to a ComfyUI checkout. As in the other integration files, this checkout is linked into a
+temporary custom_nodes folder; ComfyUI runs on the CPU with the Hub off, and every network is a tiny
+random-weight model saved under the real file name, so the real loading code runs.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from depthstyle.depthstyle_core.depth import DEPTH_MODELS
+from depthstyle.depthstyle_core.metrics import METRIC_NAMES
+from depthstyle.depthstyle_core.models.transformer_net import TransformerNet
+from depthstyle.depthstyle_core.models.vgg import VGG16_HUB
+from depthstyle.depthstyle_core.style_model import save_style_model
+
+from .comfyui_server import (
+    REPO,
+    START_TIMEOUT,
+    ComfyUIServer,
+    message,
+    offline_server,
+    skip_unless_comfyui,
+    ui_to_api,
+)
+from .factories import write_depth_checkpoint, write_vgg_checkpoint
+
+pytestmark = pytest.mark.integration
+skip_unless_comfyui(__name__)
+
+REPORT = "DepthStyle_StructureReport"
+PHOTO_SIZE = (97, 61)  # width, height: odd on purpose
+PANEL_HEIGHT = 256  # draw_structure_figure's default
+
+
+def picture(width: int, height: int, seed: int) -> Image.Image:
+    """Gradients, a disc and a little noise: depth and edges that are not flat."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    disc = ((x - width * 0.6) ** 2 + (y - height * 0.4) ** 2 < (min(width, height) / 4) ** 2).astype(
+        np.float32
+    )
+    rgb = np.clip(
+        np.stack([x / width, y / height, 0.3 + 0.6 * disc], axis=-1) + 0.03 * rng.random((height, width, 3)),
+        0,
+        1,
+    )
+    return Image.fromarray((rgb * 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="module")
+def comfy(tmp_path_factory) -> ComfyUIServer:
+    base = tmp_path_factory.mktemp("comfy_report_base")
+    (base / "custom_nodes").mkdir()
+    (base / "custom_nodes" / "depthstyle").symlink_to(REPO, target_is_directory=True)
+    (base / "input").mkdir()
+    picture(*PHOTO_SIZE, seed=1).save(base / "input" / "example.png")
+    picture(40, 40, seed=2).save(base / "input" / "style.png")
+    models = base / "models" / "depthstyle"
+    write_depth_checkpoint(models / "depth" / DEPTH_MODELS["small"].hub_file.local_filename, seed=1)
+    write_vgg_checkpoint(models / "vgg" / VGG16_HUB.local_filename)
+    torch.manual_seed(0)
+    save_style_model(models / "styles" / "my_style.safetensors", TransformerNet().eval())
+    server = offline_server(base)
+    try:
+        server.start(timeout=START_TIMEOUT)
+        yield server
+    finally:
+        server.stop()
+
+
+def api_workflow() -> dict:
+    return json.loads((REPO / "tests" / "workflows" / "structure_report_api.json").read_text())
+
+
+def fast(prompt: dict) -> dict:
+    """The depth network at 28 px instead of 518: the same code, seconds faster on a CPU."""
+    prompt["5"]["inputs"]["resolution"] = 28
+    return prompt
+
+
+def succeeded(entry: dict) -> dict:
+    assert entry["status"]["status_str"] == "success", entry["status"]
+    return entry
+
+
+def shown_image(comfy: ComfyUIServer, entry: dict, node_id: str) -> np.ndarray:
+    (image,) = entry["outputs"][node_id]["images"]
+    return np.asarray(Image.open(io.BytesIO(comfy.view(image))).convert("RGB"))
+
+
+def test_report_node_is_registered_with_its_schema(comfy):
+    info = comfy.get_json("/object_info")[REPORT]
+    assert info["category"] == "DepthStyle/depth" and info["output_node"] is True
+    order = info["input_order"]
+    assert order["required"] == ["image", "stylized_image", "depth_model", "resolution", "edge_tolerance"]
+    assert order["optional"] == ["style_image"]
+    required = info["input"]["required"]
+    assert required["depth_model"][0] == "DEPTHSTYLE_DEPTH_MODEL"
+    assert {k: required["resolution"][1][k] for k in ("default", "min", "step")} == {
+        "default": 518,
+        "min": 14,
+        "step": 14,
+    }
+    assert (required["edge_tolerance"][1]["default"], required["edge_tolerance"][1]["min"]) == (2, 0)
+    assert info["input"]["optional"]["style_image"][0] == "IMAGE"
+    assert info["output"] == ["IMAGE", "STRING"] and info["output_name"] == ["report", "metrics"]
+
+
+def test_workflow_is_served_as_a_template_and_matches_its_api_twin(comfy):
+    assert "structure_report" in comfy.get_json("/workflow_templates").get("depthstyle", [])
+    workflow = comfy.get_json("/api/workflow_templates/depthstyle/structure_report.json")
+    assert workflow == json.loads((REPO / "workflows" / "structure_report.json").read_text())
+    twin = {key: {k: v for k, v in node.items() if k != "_meta"} for key, node in api_workflow().items()}
+    assert ui_to_api(workflow, comfy.get_json("/object_info")) == twin
+
+
+def test_workflow_shows_the_figure_and_the_numbers(comfy):
+    entry = succeeded(comfy.run(api_workflow()))
+    report = entry["outputs"]["5"]
+    (text,) = report["text"]
+    assert entry["outputs"]["6"]["text"] == [text], "the JSON reaches the text preview"
+    numbers = json.loads(text)
+    assert numbers["settings"] == {
+        "depth_model": "Depth-Anything-V2-Small",
+        "depth_resolution": 518,
+        "edge_tolerance_px": 2,
+        "style": False,
+    }
+    (metrics,) = numbers["images"]
+    assert list(metrics) == list(METRIC_NAMES) and metrics == numbers["mean"]
+    assert metrics["style_distance"] is None
+    assert (
+        0 <= metrics["depth_delta1"] <= 1
+        and -1 <= metrics["depth_spearman"] <= 1
+        and metrics["depth_absrel"] > 0
+    )
+    assert 0 <= metrics["edge_f1"] < 1 and -1 <= metrics["ssim"] < 0.99, (
+        "a random style model changes the photo"
+    )
+
+    figure = shown_image(comfy, entry, "5")
+    width, height = PHOTO_SIZE
+    panel_width = round(width * PANEL_HEIGHT / height)
+    assert figure.shape[0] > PANEL_HEIGHT + 2 * 18 and figure.shape[1] >= 5 * panel_width
+    photo = np.asarray(Image.open(comfy.base_dir / "input" / "example.png").convert("RGB"), dtype=np.float64)
+    first_panel = figure[26 : 26 + PANEL_HEIGHT, 8 : 8 + panel_width].astype(np.float64)
+    assert np.abs(first_panel.mean(axis=(0, 1)) - photo.mean(axis=(0, 1))).max() < 4, "the photo comes first"
+
+
+def test_the_photo_against_itself_scores_perfectly_and_a_style_image_adds_the_style_distance(comfy):
+    prompt = fast(api_workflow())
+    del prompt["2"], prompt["3"]
+    prompt["7"] = {"class_type": "LoadImage", "inputs": {"image": "style.png"}}
+    prompt["5"]["inputs"].update(stylized_image=["1", 0], style_image=["7", 0])
+    numbers = json.loads(succeeded(comfy.run(prompt))["outputs"]["5"]["text"][0])
+    (metrics,) = numbers["images"]
+    assert metrics["ssim"] == pytest.approx(1.0) and metrics["edge_f1"] == 1.0
+    assert metrics["depth_absrel"] == pytest.approx(0.0, abs=1e-6) and metrics["depth_delta1"] == 1.0
+    assert metrics["depth_spearman"] == pytest.approx(1.0)
+    assert metrics["style_distance"] > 0 and numbers["settings"]["style"] is True
+
+
+def test_a_batch_shows_one_figure_per_pair_and_mismatched_batches_fail_clearly(comfy):
+    prompt = fast(api_workflow())
+    prompt["8"] = {"class_type": "RepeatImageBatch", "inputs": {"image": ["3", 0], "amount": 3}}
+    prompt["5"]["inputs"]["stylized_image"] = ["8", 0]
+    entry = succeeded(comfy.run(prompt))
+    assert len(entry["outputs"]["5"]["images"]) == 3, "one photo serves the whole batch"
+    assert len(json.loads(entry["outputs"]["5"]["text"][0])["images"]) == 3
+
+    prompt["9"] = {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 2}}
+    prompt["5"]["inputs"]["image"] = ["9", 0]
+    error = message(comfy.run(prompt), "execution_error")
+    assert error is not None and error["node_type"] == REPORT
+    assert "got 2 content images and 3 stylised images" in error["exception_message"]
