@@ -27,3 +27,7 @@ class TrainingError(DepthStyleError, RuntimeError):
 
 class OperationCancelled(DepthStyleError):
     """The caller asked to stop (``should_stop()`` returned True) before the work was done."""
+
+
+class DistributedTrainingError(TrainingError):
+    """A training process lost contact with the others (one died, hung or was stopped)."""
