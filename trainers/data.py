@@ -161,8 +161,8 @@ class ContentSource:
         size and returns the window's ``(top, left)``.
 
         Only the window is resampled (Pillow's ``box``), from a JPEG decoded at the smallest DCT
-        scale that still covers the resized size (draft mode): the same pixels as resizing the whole
-        image and cropping, up to rounding, for a fraction of the work.
+        scale that still covers the resized size (draft mode) straight into RGB, without a copy:
+        the same pixels as resizing the whole image and cropping, up to rounding, for less work.
         """
         if self._files is None:
             image = self._images[index : index + 1]
@@ -178,15 +178,16 @@ class ContentSource:
                 height, width = _shorter_side_size(image.height, image.width, short_side)
                 top, left = place(height, width)
                 image.draft("RGB", (width, height))
-                rgb = image.convert("RGB")
-            out_w, out_h = (width, height) if size is None else (size, size)
-            box = (  # integer products first: the far edges stay within the decoded image
-                left * rgb.width / width,
-                top * rgb.height / height,
-                (left + out_w) * rgb.width / width,
-                (top + out_h) * rgb.height / height,
-            )
-            rgb = rgb.resize((out_w, out_h), Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
+                image.load()
+                rgb = image if image.mode == "RGB" else image.convert("RGB")  # no copy for RGB JPEGs
+                out_w, out_h = (width, height) if size is None else (size, size)
+                box = (  # integer products first: the far edges stay within the decoded image
+                    left * rgb.width / width,
+                    top * rgb.height / height,
+                    (left + out_w) * rgb.width / width,
+                    (top + out_h) * rgb.height / height,
+                )
+                rgb = rgb.resize((out_w, out_h), Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
         except _DECODE_ERRORS as exc:
             raise InputImageError(f"cannot decode {path}: {exc}") from exc
         return _to_tensor(rgb)
