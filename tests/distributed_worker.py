@@ -20,6 +20,7 @@ import torch
 from depthstyle.depthstyle_core.depth import load_depth_model
 from depthstyle.depthstyle_core.errors import TrainingError
 from depthstyle.depthstyle_core.images import load_image
+from depthstyle.depthstyle_core.models.transformer_net import TransformerNetConfig
 from depthstyle.depthstyle_core.models.vgg import load_vgg16
 from depthstyle.trainers.config import TrainConfig
 from depthstyle.trainers.data import ContentSource, CropSampler
@@ -94,6 +95,11 @@ def main(spec_path: str) -> None:
         run("stopped", should_stop=stop_after(2, only_rank=1, team=team))
         run("resumed", should_stop=stop_after(2, only_rank=1, team=team))
         run("resumed", resume=True)
+        try:
+            batch_norm = TrainConfig(**{**spec["config"], "net_config": TransformerNetConfig(norm="batch")})
+            train_style(style, spec["content"], out / "batch_norm" / "style", config=batch_norm, **common)
+        except TrainingError as exc:
+            report["errors"]["batch_norm"] = str(exc)
         images, seed = poisoned_content()
         try:
             nan_config = TrainConfig(

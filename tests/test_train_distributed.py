@@ -369,3 +369,10 @@ def test_sigterm_under_torchrun_saves_one_checkpoint_and_every_process_exits(inp
     assert "stopped by" not in rank1 and "it/s" not in rank1 and "crops per step" not in rank1
     records = json.loads((tmp_path / "style.log.json").read_text())["records"]
     assert records[-1]["step"] == state.step
+
+
+def test_batch_norm_is_refused_on_every_process(two_processes):
+    runs, reports = two_processes
+    for report in reports:
+        assert "batch norm cannot be trained by several processes" in report["errors"]["batch_norm"]
+    assert not (runs / "batch_norm").exists()

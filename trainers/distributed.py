@@ -161,10 +161,11 @@ class Team:
 
     def prepare_model(self, net: nn.Module, device: torch.device) -> nn.Module:
         """``net`` wrapped so that its gradients are averaged over the processes (the net itself
-        for a single process)."""
+        for a single process). The style network has no buffers (instance norm), so nothing else
+        is synchronised."""
         if not self.is_distributed:
             return net
-        if any(isinstance(module, nn.modules.batchnorm._BatchNorm) for module in net.modules()):
+        if any(isinstance(module, (nn.BatchNorm2d, nn.SyncBatchNorm)) for module in net.modules()):
             raise TrainingError(
                 "batch norm cannot be trained by several processes: its statistics would cover only "
                 "each process's slice of the batch. Use --norm instance (the default) or one process."
@@ -172,11 +173,7 @@ class Team:
         from torch.nn.parallel import DistributedDataParallel
 
         with self.talking("sharing the initial weights"):
-            return DistributedDataParallel(
-                net,
-                device_ids=[device] if device.type == "cuda" else None,
-                broadcast_buffers=False,
-            )
+            return DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
 
 
 SINGLE = Team()
