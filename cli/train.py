@@ -9,6 +9,12 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..trainers.distributed import Team
 
 _TRAIN_SETTINGS = (
     ("iterations", int, "training steps (default 40000, as the paper)"),
@@ -124,7 +130,9 @@ def _train_command(args: argparse.Namespace) -> int:
             return _train(args, team, device, stop)
 
 
-def _train(args: argparse.Namespace, team, device, stop: _StopOnSignal | None) -> int:
+def _train(
+    args: argparse.Namespace, team: Team, device: str | torch.device, stop: _StopOnSignal | None
+) -> int:
     """Train on this process; only rank 0 (the only process without torchrun) talks."""
     from ..depthstyle_core.depth import load_depth_model
     from ..depthstyle_core.errors import DepthStyleError, DistributedTrainingError
@@ -184,8 +192,10 @@ def _train(args: argparse.Namespace, team, device, stop: _StopOnSignal | None) -
         say(f"skipped {unreadable_summary(result.skipped_files)} (see {result.paths.log_json})")
     if stop is not None and stop.received is not None:
         name = signal.Signals(stop.received).name
+        trained = result.steps_done != (result.resumed_from or 0)
         say(
-            f"stopped by {name} at step {result.steps_done}/{result.total_steps}: a checkpoint was saved; "
+            f"stopped by {name} at step {result.steps_done}/{result.total_steps}: "
+            f"{'a checkpoint was saved' if trained else 'nothing new to save'}; "
             "run the same command with --resume to continue"
         )
         return 128 + stop.received

@@ -44,6 +44,7 @@ from depthstyle.depthstyle_core.models.vgg import load_vgg16
 from depthstyle.depthstyle_core.style_model import load_style_model
 from depthstyle.depthstyle_core.stylize import stylize
 from depthstyle.trainers.config import TrainConfig
+from depthstyle.trainers.distributed import process_device
 from depthstyle.trainers.feedforward import train_style
 from depthstyle.trainers.state import load_train_state
 
@@ -376,3 +377,15 @@ def test_batch_norm_is_refused_on_every_process(two_processes):
     for report in reports:
         assert "batch norm cannot be trained by several processes" in report["errors"]["batch_norm"]
     assert not (runs / "batch_norm").exists()
+
+
+def test_each_torchrun_process_takes_the_gpu_of_its_local_rank(monkeypatch):
+    monkeypatch.setenv("LOCAL_RANK", "1")  # as torchrun sets it for the second process of a machine
+    assert process_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(TrainingError, match="local rank 1 has no GPU: 1 visible"):
+        process_device("cuda")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert process_device("cuda") == torch.device("cuda", 1)
+    with pytest.raises(TrainingError, match="give --device cuda, not cuda:3"):
+        process_device("cuda:3")

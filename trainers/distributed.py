@@ -64,7 +64,7 @@ class Team:
         that says which process noticed it and why this usually happens."""
         try:
             yield
-        except (TrainingError, torch.OutOfMemoryError):
+        except (TrainingError, torch.cuda.OutOfMemoryError):
             raise
         except RuntimeError as exc:
             if not self.is_distributed:
@@ -72,7 +72,8 @@ class Team:
             raise DistributedTrainingError(
                 f"training process {self.rank} of {self.world_size} lost contact with the others while "
                 f"{what}: {exc}. Another process probably stopped or failed (see its messages) or did not "
-                f"answer within {self.timeout_s:g} s."
+                f"answer within {self.timeout_s:g} s. The last checkpoint is kept: start the run again "
+                "with --resume (resume=True)."
             ) from exc
 
     def any(self, flag: bool) -> bool:
