@@ -15,8 +15,6 @@ whether to stop; only rank 0 writes files and previews. A team of one runs the s
 from __future__ import annotations
 
 import contextlib
-import copy
-import hashlib
 import logging
 import os
 import time
@@ -24,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..depthstyle_core.checkpoint import load_state_dict_strict
 from ..depthstyle_core.depth import DepthEstimator
@@ -37,6 +35,7 @@ from .callbacks import LogCallback, PreviewCallback, ProgressCallback, StopCallb
 from .config import TrainConfig
 from .data import BatchStream, ContentSource, CropSampler, unreadable_summary
 from .distributed import SINGLE, Team
+from .inputs import as_content_source, autograd_ready, depth_network, fingerprint_tensor
 from .loss_log import TERMS, LossLog
 from .objective import StyleObjective, prepare_style_image
 from .paths import TrainPaths
@@ -68,37 +67,6 @@ class TrainResult:
     skipped_files: list[str]
     seconds: float
     paths: TrainPaths
-
-
-def _sha256(tensor: Tensor) -> str:
-    return hashlib.sha256(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).hexdigest()
-
-
-def _autograd_ready(module: nn.Module) -> nn.Module:
-    """``module`` itself, or a copy if it was built under ``torch.inference_mode`` (its tensors could
-    not take part in autograd). Frozen and in eval mode either way."""
-    if any(t.is_inference() for t in [*module.parameters(), *module.buffers()]):
-        module = copy.deepcopy(module)
-    return module.requires_grad_(False).train(False)
-
-
-def _depth_network(
-    depth_model: DepthAnythingV2 | DepthEstimator | None,
-) -> tuple[DepthAnythingV2 | None, str]:
-    if depth_model is None:
-        return None, "none"
-    if isinstance(depth_model, DepthEstimator):
-        return depth_model.model, depth_model.name
-    config = getattr(depth_model, "config", None)
-    return depth_model, f"{type(depth_model).__name__}({config})" if config else type(depth_model).__name__
-
-
-def _as_source(content: ContentSource | Tensor | str | os.PathLike) -> ContentSource:
-    if isinstance(content, ContentSource):
-        return content
-    if isinstance(content, Tensor):
-        return ContentSource.from_tensor(content)
-    return ContentSource.from_folder(content)
 
 
 class _Run:
@@ -133,16 +101,16 @@ class _Run:
         self.memory_format = torch.channels_last if cuda else torch.contiguous_format
         self.info = {
             "config": config.to_dict(),
-            "style_sha256": _sha256(style_image),
+            "style_sha256": fingerprint_tensor(style_image),
             "content_fingerprint": source.fingerprint(),
             "content": source.description,
             "depth_model": depth_name if config.depth_weight > 0 else "none",
             "world_size": team.world_size,
         }
         team.check_same({what: str(self.info[key]) for key, what in _SAME_ON_EVERY_PROCESS})
-        vgg = _autograd_ready(vgg).to(device, memory_format=self.memory_format)
+        vgg = autograd_ready(vgg).to(device, memory_format=self.memory_format)
         depth = (
-            _autograd_ready(depth_model).to(device)
+            autograd_ready(depth_model).to(device)
             if depth_model is not None and config.depth_weight > 0
             else None
         )
@@ -396,7 +364,7 @@ def train_style(
     """
     config = config or TrainConfig()
     device = torch.device(device)
-    network, depth_name = _depth_network(depth_model)
+    network, depth_name = depth_network(depth_model)
     if config.depth_weight > 0 and network is None:
         raise ValueError(
             f"depth_weight is {config.depth_weight} but no depth model was given: pass "
@@ -405,7 +373,7 @@ def train_style(
     paths = TrainPaths.for_model(out_path)
     callbacks = TrainCallbacks(on_progress, on_preview, on_log, should_stop)
     with torch.inference_mode(False), torch.enable_grad():
-        source = _as_source(content.clone() if isinstance(content, Tensor) else content)
+        source = as_content_source(content.clone() if isinstance(content, Tensor) else content)
         run = _Run(
             style_image.clone(),
             source,
