@@ -1,4 +1,5 @@
-"""GPU benchmark suite: depth, stylisation, training and per-image optimisation, as JSON + Markdown.
+"""GPU benchmark suite: depth, stylisation, training, multi-GPU training scaling and per-image
+optimisation, written as JSON + Markdown.
 
 Random weights with the real architectures (speed does not depend on the values). Every timing is
 synchronised, best of a few repeats after warm-up; ratios compare runs made in this same process.
@@ -37,7 +38,7 @@ from depthstyle.trainers.optimize_config import OptimizeConfig
 
 RESULTS = Path(__file__).parent / "results"
 PRECISIONS = ("fp32", "fp16", "bf16")
-SECTIONS = ("depth", "stylize", "training", "optimize")
+SECTIONS = ("depth", "stylize", "training", "multi_gpu", "optimize")
 
 
 class Timer:
@@ -285,6 +286,99 @@ def bench_optimize(device: torch.device, quick: bool, timer: Timer) -> list[dict
     return rows
 
 
+def _multi_process_worker(
+    rank: int, world: int, port: int, device_type: str, quick: bool, out_dir: Path, steps: tuple, queue
+) -> None:
+    """One training process of :func:`bench_multi_gpu`, joined as torchrun would (env://)."""
+    import os
+
+    from depthstyle.trainers.distributed import join_torchrun
+
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
+    if device_type == "cpu":
+        torch.set_num_threads(1)
+    warm, measured = steps
+    image_size = 64 if quick else 256
+    with join_torchrun(device_type, timeout_s=300) as (team, device):
+        torch.manual_seed(0)
+        config = TrainConfig(
+            iterations=warm + measured,
+            batch_size=4,
+            image_size=image_size,
+            style_size=image_size,
+            depth_resolution=56 if quick else 252,
+            checkpoint_every=10**9,
+            log_every=10**9,
+            preview_every=0,
+        )
+        marks: dict[int, float] = {}
+
+        def on_progress(step, total, preview):
+            if step in (warm, total):
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                marks[step] = time.perf_counter()
+
+        train_style(
+            torch.rand(1, 3, image_size, image_size),
+            torch.rand(32, 3, image_size + 32, image_size + 32),
+            out_dir / f"bench_multi{world}.safetensors",
+            config=config,
+            vgg=VGG16Features(),
+            depth_model=random_depth_anything(DepthAnythingConfig.variant("small")),
+            device=device,
+            on_progress=on_progress,
+            team=team,
+        )
+        if team.is_main:
+            queue.put(measured / (marks[warm + measured] - marks[warm]))
+
+
+def bench_multi_gpu(
+    device: torch.device, quick: bool, out_dir: Path, steps: tuple[int, int] | None
+) -> list[dict]:
+    """Training iterations per second with 1 process and with one process per visible GPU
+    (DistributedDataParallel, batch 4 per process, depth loss on), and the scaling efficiency: the
+    N-process rate over the 1-process rate (each step of N processes trains N times the crops).
+    On the CPU it runs 2 gloo processes, to check the code path."""
+    import socket
+
+    import torch.multiprocessing as mp
+
+    count = torch.cuda.device_count() if device.type == "cuda" else 2
+    if count < 2:
+        return [{"processes": count, "note": "needs 2 or more GPUs"}]
+    steps = steps or ((2, 3) if quick else (20, 200))
+    rates = {}
+    for world in (1, count):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        context = mp.get_context("spawn")
+        queue = context.Queue()
+        args = (world, port, device.type, quick, out_dir, steps, queue)
+        mp.start_processes(_multi_process_worker, args=args, nprocs=world, start_method="spawn")
+        rates[world] = queue.get(timeout=60)
+    rows = [
+        {
+            "processes": world,
+            "iterations_per_s": round(rates[world], 2),
+            "crops_per_s": round(rates[world] * 4 * world, 1),
+            "scaling_efficiency": round(rates[world] / rates[1], 3),
+        }
+        for world in rates
+    ]
+    for row in rows:
+        print("multi_gpu", row, flush=True)
+    return rows
+
+
 def to_markdown(result: dict) -> str:
     """The result as Markdown tables, one per section."""
     lines = ["# GPU suite", "", "```", result["environment"]["command"], "```", ""]
@@ -325,6 +419,7 @@ def main() -> None:
         "stylize": lambda: bench_stylize(device, args.quick, timer),
         "training": lambda: bench_training(device, args.quick, timer, scratch, args.train_steps),
         "optimize": lambda: bench_optimize(device, args.quick, timer),
+        "multi_gpu": lambda: bench_multi_gpu(device, args.quick, scratch, args.train_steps),
     }
     for section in args.sections:
         start = time.perf_counter()

@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
+import signal
 import sys
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-from .common import EXIT_INTERRUPTED
+if TYPE_CHECKING:
+    import torch
+
+    from ..trainers.distributed import Team
+
+from .common import EXIT_ERROR, EXIT_INTERRUPTED
 
 _TRAIN_SETTINGS = (
     ("iterations", int, "training steps (default 40000, as the paper)"),
-    ("batch_size", int, "images per step (default 4)"),
+    (
+        "batch_size",
+        int,
+        "crops per step and process (default 4); under torchrun the global batch is N x this",
+    ),
     ("image_size", int, "training crop size in pixels (default 256)"),
     ("style_size", int, "the style image's longer side in pixels, 0 = as it is (default 512)"),
     ("lr", float, "Adam learning rate (default 1e-3)"),
@@ -38,43 +53,120 @@ def _train_config(args: argparse.Namespace):
     )
 
 
-def _progress_line(step: int, total: int, seconds: float, losses: dict[str, float]) -> str:
-    """One console line: a bar, the step, speed, time left and the last logged losses."""
+class RunSpeed:
+    """Steps per second of this run alone, from its first reported step on: a resumed run does not
+    count the steps of the runs before it, and start-up time is left out."""
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self._clock = clock
+        self._first: tuple[int, float] | None = None
+
+    def __call__(self, step: int) -> float | None:
+        """The rate after ``step`` has finished, or None while it cannot be known yet."""
+        now = self._clock()
+        if self._first is None:
+            self._first = (step, now)
+        first_step, first_time = self._first
+        return (step - first_step) / (now - first_time) if step > first_step and now > first_time else None
+
+
+def _progress_line(step: int, total: int, speed: float | None, losses: dict[str, float]) -> str:
+    """One console line: a bar, the step, speed (steps per second) and time left, the last losses."""
     width = 30
     filled = int(width * step / max(total, 1))
-    rate = step / max(seconds, 1e-9)
-    minutes_left = (total - step) / rate / 60 if rate > 0 else 0.0
+    rate = f"{speed:.2f} it/s, {(total - step) / speed / 60:.1f} min left" if speed else "-- it/s"
     loss = " ".join(f"{k} {v:.3g}" for k, v in losses.items())
     bar = "#" * filled + "." * (width - filled)
-    return f"\r[{bar}] {step}/{total} {rate:.2f} it/s, {minutes_left:.1f} min left {loss}"
+    return f"\r[{bar}] {step}/{total} {rate} {loss}"
+
+
+class _StopOnSignal:
+    """Under torchrun: Ctrl+C (SIGINT) or a scheduler's SIGTERM asks every process to stop after the
+    current step and write one checkpoint; a second signal interrupts at once, without a checkpoint.
+    ``should_stop`` for the trainer."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signum
+
+    def __call__(self) -> bool:
+        return self.received is not None
+
+    def __enter__(self) -> _StopOnSignal:
+        self._previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+
+
+@contextlib.contextmanager
+def _warnings_below_the_bar() -> Iterator[None]:
+    """Print the trainer's warnings (e.g. unreadable photos) on a line of their own, not at the end
+    of the progress bar."""
+    logger = logging.getLogger("depthstyle")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("\n%(message)s"))
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
 
 
 def _train_command(args: argparse.Namespace) -> int:
-    import time
+    from ..trainers.distributed import SINGLE, join_torchrun, launched_by_torchrun
 
+    with _warnings_below_the_bar():
+        if not launched_by_torchrun():
+            return _train(args, SINGLE, args.device, None)
+        with join_torchrun(args.device, args.collective_timeout) as (team, device), _StopOnSignal() as stop:
+            return _train(args, team, device, stop)
+
+
+def _train(
+    args: argparse.Namespace, team: Team, device: str | torch.device, stop: _StopOnSignal | None
+) -> int:
+    """Train on this process; only rank 0 (the only process without torchrun) talks."""
     from ..depthstyle_core.depth import load_depth_model
+    from ..depthstyle_core.errors import DepthStyleError, DistributedTrainingError
     from ..depthstyle_core.images import load_image
     from ..depthstyle_core.models.vgg import load_vgg16
     from ..trainers import train_style
+    from ..trainers.data import unreadable_summary
+
+    def say(text: str, end: str = "\n") -> None:
+        if team.is_main:
+            print(text, end=end, file=sys.stderr, flush=True)
 
     config = _train_config(args)
-    vgg = load_vgg16(model_dirs=[args.models_dir / "vgg"])
-    depth = None
-    if config.depth_weight > 0:
-        depth = load_depth_model(args.depth_model, model_dirs=[args.models_dir / "depth"])
-        print(f"depth model: {depth.name} (licence {depth.licence})", file=sys.stderr)
-    started = time.perf_counter()
     losses: dict[str, float] = {}
+    speed = RunSpeed()
 
     def on_log(record: dict[str, float]) -> None:
         losses.clear()
         losses.update({k: record[k] for k in ("content", "style", "depth") if k in record})
 
     def on_progress(step: int, total: int, preview: object) -> None:
-        line = _progress_line(step, total, time.perf_counter() - started, losses)
-        print(line, end="", file=sys.stderr, flush=True)
+        say(_progress_line(step, total, speed(step), losses), end="")
 
     try:
+        vgg = load_vgg16(model_dirs=[args.models_dir / "vgg"])
+        depth = None
+        if config.depth_weight > 0:
+            depth = load_depth_model(args.depth_model, model_dirs=[args.models_dir / "depth"])
+            say(f"depth model: {depth.name} (licence {depth.licence})")
+        if team.is_distributed:
+            crops = team.world_size * config.batch_size
+            say(f"{team.world_size} processes x batch {config.batch_size} = {crops} crops per step")
         result = train_style(
             load_image(args.style),
             args.content_dir,
@@ -82,21 +174,36 @@ def _train_command(args: argparse.Namespace) -> int:
             config=config,
             vgg=vgg,
             depth_model=depth,
-            device=args.device,
+            device=device,
             resume=args.resume,
             on_progress=on_progress,
             on_log=on_log,
+            should_stop=stop,
+            team=team,
         )
     except KeyboardInterrupt:
-        print("\ninterrupted: a checkpoint was saved; run again with --resume to continue", file=sys.stderr)
+        saved = "the last checkpoint is kept" if team.is_distributed else "a checkpoint was saved"
+        say(f"\ninterrupted: {saved}; run again with --resume to continue")
         return EXIT_INTERRUPTED
-    print(file=sys.stderr)
+    except DepthStyleError as exc:
+        if team.is_main or isinstance(exc, DistributedTrainingError):
+            raise
+        return EXIT_ERROR  # every process met the same error: rank 0 reports it
+    say("")
     if result.skipped_files:
-        print(f"skipped {len(result.skipped_files)} unreadable content files", file=sys.stderr)
-    print(
+        say(f"skipped {unreadable_summary(result.skipped_files)} (see {result.paths.log_json})")
+    if stop is not None and stop.received is not None:
+        name = signal.Signals(stop.received).name
+        trained = result.steps_done != (result.resumed_from or 0)
+        say(
+            f"stopped by {name} at step {result.steps_done}/{result.total_steps}: "
+            f"{'a checkpoint was saved' if trained else 'nothing new to save'}; "
+            "run the same command with --resume to continue"
+        )
+        return 128 + stop.received
+    say(
         f"style model: {result.model_path} ({result.steps_done}/{result.total_steps} steps); "
-        f"loss curve: {result.paths.loss_curve}",
-        file=sys.stderr,
+        f"loss curve: {result.paths.loss_curve}"
     )
     return 0
 
@@ -121,4 +228,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--upsample", choices=("nearest", "transposed"), default="nearest")
     parser.add_argument("--output-layer", choices=("linear", "tanh"), default="linear")
     parser.add_argument("--resume", action="store_true", help="continue from the saved state")
+    parser.add_argument(
+        "--collective-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="under torchrun: how long a process waits for the others before it gives up with an error "
+        "(default 600)",
+    )
     parser.set_defaults(run=_train_command)

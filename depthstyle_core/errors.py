@@ -49,3 +49,7 @@ class OptimizationStopped(OperationCancelled):
 
 class MaskError(DepthStyleError, ValueError):
     """A mask or mask setting cannot be used: wrong shape, a count that does not fit the batch, a bad band."""
+
+
+class DistributedTrainingError(TrainingError):
+    """A training process lost contact with the others (one died, hung or was stopped)."""

@@ -196,3 +196,21 @@ def test_norm_stats_of_the_image_reproduce_the_plain_forward():
         torch.testing.assert_close(net(x, net.norm_stats(x)), plain)
         other = net(x, net.norm_stats(torch.rand(2, 3, 28, 20)))
     assert (other - plain).abs().max() > 1e-3 * plain.abs().max()
+
+
+def test_bf16_autocast_training_step_has_finite_gradients_close_to_fp32():
+    """CUDA training runs under bf16 autocast; the instance norms must stay differentiable there."""
+    torch.manual_seed(0)
+    net = TransformerNet()
+    x = torch.rand(2, 3, 32, 32)
+
+    def gradients(autocast: bool) -> torch.Tensor:
+        net.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = net(x)
+        out.float().square().mean().backward()
+        return torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None])
+
+    reference, low = gradients(False), gradients(True)
+    assert torch.isfinite(low).all()
+    assert float(torch.nn.functional.cosine_similarity(low, reference, dim=0)) > 0.95

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +14,7 @@ import torch
 from PIL import Image
 
 from depthstyle.depthstyle_core.errors import InputImageError
-from depthstyle.trainers.data import BatchStream, ContentSource, CropSampler
+from depthstyle.trainers.data import BatchStream, ContentSource, CropSampler, unreadable_summary
 
 
 def _save(path: Path, array: np.ndarray, mode: str | None = None, **kwargs) -> Path:
@@ -42,10 +45,8 @@ def mixed_folder(tmp_path: Path) -> Path:
 
 def test_folder_is_scanned_recursively_and_converted(mixed_folder: Path) -> None:
     source = ContentSource.from_folder(mixed_folder)
-    assert len(source) == 5
-    assert [p.name for p in source.skipped] == ["broken.jpg"]
     names = [Path(source.name(i)).name for i in range(len(source))]
-    assert names == ["a_rgb.jpg", "d.webp", "e.BMP", "b_grey.png", "c_rgba.png"]
+    assert names == ["a_rgb.jpg", "broken.jpg", "d.webp", "e.BMP", "b_grey.png", "c_rgba.png"]
     expected = {
         "a_rgb.jpg": (200, 40, 40),
         "d.webp": (30, 60, 210),
@@ -54,11 +55,84 @@ def test_folder_is_scanned_recursively_and_converted(mixed_folder: Path) -> None
         "c_rgba.png": (10, 220, 30),
     }
     for index, name in enumerate(names):
+        if name == "broken.jpg":
+            with pytest.raises(InputImageError, match=r"cannot decode .*broken\.jpg"):
+                source.load_resized(index, 32)
+            continue
         image = source.load_resized(index, 32)
         assert image.dtype == torch.float32 and image.shape[0] == 3
         assert min(image.shape[1:]) == 32
         mean = image.mean(dim=(1, 2)) * 255
         assert torch.allclose(mean, torch.tensor(expected[name], dtype=torch.float32), atol=3), name
+
+
+class _FileOpens:
+    """Records the files Python opens while ``active`` (an audit hook cannot be removed, only idled)."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self.paths: list[str] = []
+        sys.addaudithook(self)
+
+    def __call__(self, event: str, args: tuple) -> None:
+        if self.active and event == "open" and isinstance(args[0], str):
+            self.paths.append(args[0])
+
+
+def test_listing_opens_no_file_and_sorts_like_paths(tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    names = ["b.jpg", "a-b.png", "a.b.jpg", "a/z.jpg", "a/b/c.webp", "A.JPEG", "a0/x.bmp", "ab/.hidden.jpg"]
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"not decoded while listing")
+    (root / "notes.txt").write_text("not an image")
+    (root / ".jpg").write_text("no suffix, like Path('.jpg').suffix")
+    (root / "link.jpg").symlink_to(root / "b.jpg")
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "far.jpg").write_bytes(b"x")
+    (root / "linked_folder").symlink_to(tmp_path / "outside", target_is_directory=True)
+    opens = _FileOpens()
+    opens.active = True
+    source = ContentSource.from_folder(root)
+    opens.active = False
+    assert [p for p in opens.paths if p.startswith(str(root))] == []
+    suffixes = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
+    by_path = sorted(p for p in root.rglob("*") if p.suffix.lower() in suffixes and p.is_file())
+    assert [source.name(i) for i in range(len(source))] == [str(p) for p in by_path]
+    assert len(source) == len(names) + 1  # the file link counts, the folder link is not followed
+
+
+def test_window_resize_matches_resizing_the_whole_image(tmp_path: Path) -> None:
+    noise = np.random.default_rng(0).normal(0, 20, (480, 640, 3))
+    ramp = np.linspace(0, 200, 640)[None, :, None]
+    photo = np.clip(ramp + noise, 0, 255).astype(np.uint8)
+    _save(tmp_path / "vga.jpg", photo, quality=90)
+    _save(tmp_path / "big.jpg", np.kron(photo, np.ones((3, 3, 1), np.uint8)), quality=90)  # 1920x1440
+    source = ContentSource.from_folder(tmp_path)
+    for index in range(len(source)):
+        for short_side, size, top, left in ((256, 256, 0, 85), (96, 64, 20, 37), (300, 300, 0, 0)):
+            whole = source.load_resized(index, short_side)
+            window = source.load_crop(index, short_side, size, lambda h, w, at=(top, left): at)
+            assert window.shape == (3, size, size)
+            difference = (window - whole[:, top : top + size, left : left + size]).abs().max()
+            assert float(difference) <= 1.5 / 255, (source.name(index), short_side, float(difference))
+
+
+def test_ranks_take_consecutive_slices_of_the_global_batch() -> None:
+    images = torch.arange(7, dtype=torch.float32).view(7, 1, 1, 1).expand(7, 3, 10, 12) / 10
+    sampler = CropSampler(ContentSource.from_tensor(images), image_size=8, seed=4)
+    for step in range(4):
+        whole = sampler.batch(step, 6)
+        parts = [sampler.batch(step, 2, rank=rank, world_size=3) for rank in range(3)]
+        assert torch.equal(torch.cat(parts), whole)
+    with BatchStream(sampler, 2, start_step=1, workers=2, rank=2, world_size=3) as stream:
+        assert torch.equal(next(stream), sampler.batch(1, 6)[4:])
+
+
+def test_unreadable_summary_names_the_first_files_and_counts_the_rest() -> None:
+    assert unreadable_summary({"b.jpg"}) == "1 unreadable content file: b.jpg"
+    names = {f"{letter}.jpg" for letter in "gfedcba"}
+    assert unreadable_summary(names, shown=3) == "7 unreadable content files: a.jpg, b.jpg, c.jpg and 4 more"
 
 
 def test_resize_keeps_aspect_on_the_shorter_side(mixed_folder: Path) -> None:
@@ -86,8 +160,12 @@ def test_missing_folder_and_all_broken_folder(tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "x.png").write_bytes(b"\x89PNG but not really")
-    with pytest.raises(InputImageError, match="none of the 1 image files"):
-        ContentSource.from_folder(broken)
+    sampler = CropSampler(ContentSource.from_folder(broken), image_size=16, seed=0)
+    with pytest.raises(InputImageError) as info:
+        sampler.sample(0)
+    message = str(info.value)
+    assert "none of the 1 content images could be decoded" in message
+    assert f"1 unreadable content file: {broken / 'x.png'}" in message
 
 
 def test_file_that_fails_to_decode_is_replaced_and_counted(tmp_path: Path) -> None:
@@ -98,7 +176,7 @@ def test_file_that_fails_to_decode_is_replaced_and_counted(tmp_path: Path) -> No
     Image.fromarray(noise).save(buffer, "PNG")
     (root / "truncated.png").write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
     source = ContentSource.from_folder(root)
-    assert len(source) == 2 and source.skipped == []  # the header is fine: only decoding fails
+    assert len(source) == 2
     sampler = CropSampler(source, image_size=16, seed=0)
     batch = sampler.batch(0, 2)
     assert batch.shape == (2, 3, 16, 16)
@@ -171,6 +249,12 @@ def test_fingerprint_tracks_content(mixed_folder: Path) -> None:
     assert first == ContentSource.from_folder(mixed_folder).fingerprint()
     _save(mixed_folder / "new.png", _solid(20, 20, (1, 2, 3)))
     assert ContentSource.from_folder(mixed_folder).fingerprint() != first
+    files = [Path(ContentSource.from_folder(mixed_folder).name(i)) for i in range(7)]
+    root = os.path.commonpath([str(p) for p in files])  # the formula of earlier versions: resume still works
+    earlier = hashlib.sha256(
+        b"".join(f"{os.path.relpath(p, root)}\0{p.stat().st_size}\n".encode() for p in files)
+    )
+    assert ContentSource.from_folder(mixed_folder).fingerprint() == earlier.hexdigest()
     images = torch.rand(2, 3, 8, 8)
     halved = ContentSource.from_tensor(images * 0.5)
     assert ContentSource.from_tensor(images).fingerprint() != halved.fingerprint()

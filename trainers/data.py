@@ -2,8 +2,13 @@
 
 Every crop is a pure function of ``(seed, sample index)``: an epoch's shuffled order comes from a
 generator seeded with ``(seed, epoch)``, a crop's offset from one seeded with ``(seed, sample)``.
-The data order therefore needs no saved state (resuming at step k only needs k), and background
-threads may load batches in any order without changing what training sees.
+The data order therefore needs no saved state (resuming at step k only needs k), background threads
+may load batches in any order, and several processes can each take their slice of one global batch
+without changing what training sees.
+
+A folder is only listed up front (no file is opened: 100 000 photos list in well under a second);
+a file that cannot be decoded is found when it is first used, replaced by the next image of the
+epoch's order, and remembered in :attr:`CropSampler.failed` so that it can be reported.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import hashlib
 import os
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -27,16 +32,9 @@ from ..depthstyle_core.images import to_rgb
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 _ORDER_STREAM = 0
 _CROP_STREAM = 1
-_SCAN_THREADS = 8
+_DECODE_ERRORS = (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError)
 
-
-def _readable(path: Path) -> bool:
-    """True if PIL recognises the file's header (cheap: the pixels are not decoded)."""
-    try:
-        with Image.open(path) as image:
-            return image.width > 0 and image.height > 0
-    except (UnidentifiedImageError, OSError, ValueError):
-        return False
+Placement = Callable[[int, int], tuple[int, int]]
 
 
 def _shorter_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
@@ -45,47 +43,80 @@ def _shorter_side_size(height: int, width: int, short_side: int) -> tuple[int, i
     return max(short_side, round(height * scale)), max(short_side, round(width * scale))
 
 
+def _list_images(root: Path) -> list[tuple[str, int]]:
+    """``(path, size in bytes)`` of every image file under ``root``, in the order of sorted ``Path``s.
+
+    ``os.scandir`` reads the file types with the directory listing, so only the sizes cost a call
+    per file. Links to files count; links to folders are not followed; unreadable sub-folders are
+    left out.
+    """
+    found: list[tuple[str, int]] = []
+    folders = [str(root)]
+    while folders:
+        folder = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            if folder == str(root):
+                raise
+            continue
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                folders.append(entry.path)
+            elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file():
+                found.append((entry.path, entry.stat().st_size))
+    found.sort(key=lambda item: item[0].split(os.sep))
+    return found
+
+
+def unreadable_summary(names: Collection[str], shown: int = 5) -> str:
+    """``"3 unreadable content files: a.jpg, b.png, c.jpg"``, naming the first ``shown`` (sorted)."""
+    first = sorted(names)[:shown]
+    more = f" and {len(names) - len(first)} more" if len(names) > len(first) else ""
+    return f"{len(names)} unreadable content file{'s' if len(names) != 1 else ''}: {', '.join(first)}{more}"
+
+
+def _to_tensor(image: Image.Image) -> torch.Tensor:
+    array = np.asarray(image, dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
+
+
 class ContentSource:
     """The content images to train on: files found in a folder tree, or an in-memory batch.
 
-    Build one with :meth:`from_folder` or :meth:`from_tensor`. Files whose header PIL cannot read
-    are left out when the folder is scanned and listed in :attr:`skipped`.
+    Build one with :meth:`from_folder` or :meth:`from_tensor`.
     """
 
     def __init__(
         self,
-        files: list[Path] | None,
+        files: list[str] | None,
         images: torch.Tensor | None,
         description: str,
-        skipped: list[Path] | None = None,
+        sizes: list[int] | None = None,
     ) -> None:
         self._files = files
+        self._sizes = sizes
         self._images = images
         self.description = description
-        self.skipped: list[Path] = list(skipped or [])
 
     @classmethod
     def from_folder(cls, folder: str | os.PathLike) -> ContentSource:
-        """Every .jpg/.jpeg/.png/.webp/.bmp under ``folder`` (recursively, sorted by path)."""
+        """Every .jpg/.jpeg/.png/.webp/.bmp under ``folder`` (recursively, sorted by path).
+
+        Only the folder tree is read here; files that turn out not to decode are reported by the
+        :class:`CropSampler` that meets them.
+        """
         root = Path(folder)
         if not root.is_dir():
             raise InputImageError(f"content image folder not found: {root}")
-        candidates = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        accepted = ", ".join(IMAGE_SUFFIXES)
-        if not candidates:
+        listed = _list_images(root)
+        if not listed:
             raise InputImageError(
-                f"no training images in {root} (sub-folders searched too). Accepted extensions: {accepted}."
+                f"no training images in {root} (sub-folders searched too). "
+                f"Accepted extensions: {', '.join(IMAGE_SUFFIXES)}."
             )
-        with ThreadPoolExecutor(_SCAN_THREADS) as pool:
-            ok = list(pool.map(_readable, candidates))
-        files = [p for p, good in zip(candidates, ok, strict=True) if good]
-        skipped = [p for p, good in zip(candidates, ok, strict=True) if not good]
-        if not files:
-            raise InputImageError(
-                f"none of the {len(candidates)} image files in {root} could be read "
-                f"(first: {skipped[0]}). Accepted extensions: {accepted}."
-            )
-        return cls(files, None, f"{len(files)} images in {root}", skipped)
+        files = [path for path, _ in listed]
+        return cls(files, None, f"{len(files)} images in {root}", [size for _, size in listed])
 
     @classmethod
     def from_tensor(cls, images: torch.Tensor) -> ContentSource:
@@ -104,11 +135,10 @@ class ContentSource:
         """A sha256 that changes when the images (their paths and sizes, or the tensor) change."""
         digest = hashlib.sha256()
         if self._files is not None:
-            root = os.path.commonpath([str(p) for p in self._files]) if len(self._files) > 1 else ""
-            for path in self._files:
-                digest.update(
-                    f"{os.path.relpath(path, root) if root else path.name}\0{path.stat().st_size}\n".encode()
-                )
+            root = os.path.commonpath(self._files) if len(self._files) > 1 else ""
+            skip = len(root) if root.endswith(os.sep) else len(root) + 1
+            for path, size in zip(self._files, self._sizes, strict=True):
+                digest.update(f"{path[skip:] if root else os.path.basename(path)}\0{size}\n".encode())
         else:
             digest.update(str(tuple(self._images.shape)).encode())
             digest.update(self._images.numpy().tobytes())
@@ -116,29 +146,51 @@ class ContentSource:
 
     def name(self, index: int) -> str:
         """A human-readable name of image ``index`` (its path, or its position in the batch)."""
-        return str(self._files[index]) if self._files is not None else f"image {index} of the batch"
+        return self._files[index] if self._files is not None else f"image {index} of the batch"
 
     def load_resized(self, index: int, short_side: int) -> torch.Tensor:
         """Image ``index`` as ``[3,h,w]`` float32 0..1 with its shorter side ``short_side``.
 
         Raises :class:`InputImageError` when the file cannot be decoded.
         """
+        return self.load_crop(index, short_side, None, lambda height, width: (0, 0))
+
+    def load_crop(self, index: int, short_side: int, size: int | None, place: Placement) -> torch.Tensor:
+        """A ``[3,size,size]`` window of image ``index`` resized to shorter side ``short_side``
+        (``size`` None: the whole resized image). ``place(height, width)`` gets the resized image's
+        size and returns the window's ``(top, left)``.
+
+        Only the window is resampled (Pillow's ``box``), from a JPEG decoded at the smallest DCT
+        scale that still covers the resized size (draft mode) straight into RGB, without a copy:
+        the same pixels as resizing the whole image and cropping, up to rounding, for less work.
+        """
         if self._files is None:
             image = self._images[index : index + 1]
-            size = _shorter_side_size(image.shape[-2], image.shape[-1], short_side)
-            resized = F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
-            return resized[0].clamp_(0, 1)
+            height, width = _shorter_side_size(image.shape[-2], image.shape[-1], short_side)
+            resized = F.interpolate(
+                image, size=(height, width), mode="bilinear", align_corners=False, antialias=True
+            )[0].clamp_(0, 1)
+            top, left = place(height, width)
+            return resized if size is None else resized[:, top : top + size, left : left + size]
         path = self._files[index]
         try:
             with Image.open(path) as image:
                 height, width = _shorter_side_size(image.height, image.width, short_side)
+                top, left = place(height, width)
                 image.draft("RGB", (width, height))
-                rgb = image.convert("RGB")
-            rgb = rgb.resize((width, height), Image.Resampling.BICUBIC, reducing_gap=3.0)
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+                image.load()
+                rgb = image if image.mode == "RGB" else image.convert("RGB")  # no copy for RGB JPEGs
+                out_w, out_h = (width, height) if size is None else (size, size)
+                box = (  # integer products first: the far edges stay within the decoded image
+                    left * rgb.width / width,
+                    top * rgb.height / height,
+                    (left + out_w) * rgb.width / width,
+                    (top + out_h) * rgb.height / height,
+                )
+                rgb = rgb.resize((out_w, out_h), Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
+        except _DECODE_ERRORS as exc:
             raise InputImageError(f"cannot decode {path}: {exc}") from exc
-        array = np.asarray(rgb, dtype=np.uint8)
-        return torch.from_numpy(array.copy()).permute(2, 0, 1).float().div_(255.0)
+        return _to_tensor(rgb)
 
 
 class CropSampler:
@@ -173,27 +225,28 @@ class CropSampler:
         count = len(self.source)
         epoch, position = divmod(index, count)
         order = self._order(epoch)
+        size = self.image_size
+
+        def place(height: int, width: int) -> tuple[int, int]:
+            rng = np.random.default_rng([self.seed, _CROP_STREAM, index])
+            return int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
+
         for attempt in range(count):
             image_index = int(order[(position + attempt) % count])
             try:
-                image = self.source.load_resized(image_index, self.image_size)
-                break
+                return self.source.load_crop(image_index, size, size, place)
             except InputImageError:
                 with self._lock:
                     self.failed.add(self.source.name(image_index))
-        else:
-            raise InputImageError(
-                f"none of the {count} content images could be decoded ({self.source.description})"
-            )
-        rng = np.random.default_rng([self.seed, _CROP_STREAM, index])
-        size = self.image_size
-        top = int(rng.integers(0, image.shape[1] - size + 1))
-        left = int(rng.integers(0, image.shape[2] - size + 1))
-        return image[:, top : top + size, left : left + size]
+        raise InputImageError(
+            f"none of the {count} content images could be decoded ({self.source.description}): "
+            f"{unreadable_summary(self.failed)}"
+        )
 
-    def batch(self, step: int, batch_size: int) -> torch.Tensor:
-        """The ``[B,3,S,S]`` batch of training step ``step`` (0-based)."""
-        first = step * batch_size
+    def batch(self, step: int, batch_size: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
+        """The ``[B,3,S,S]`` batch of training step ``step`` (0-based) for process ``rank`` of
+        ``world_size``: its slice of the step's global batch of ``world_size * batch_size`` samples."""
+        first = (step * world_size + rank) * batch_size
         return torch.stack([self.sample(first + i) for i in range(batch_size)])
 
 
@@ -202,7 +255,8 @@ class BatchStream:
 
     PIL decodes and resizes with the GIL released, so threads load in parallel without the
     pickling and process-start problems of DataLoader workers inside a host application. On CUDA
-    batches are pinned and copied with ``non_blocking``. Use as a context manager.
+    batches are pinned and copied with ``non_blocking``. ``rank`` / ``world_size``: the slice of
+    each global batch this process trains on (see :meth:`CropSampler.batch`). Use as a context manager.
     """
 
     def __init__(
@@ -214,10 +268,13 @@ class BatchStream:
         workers: int = 2,
         prefetch: int = 4,
         device: torch.device | str = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
         self.sampler = sampler
         self.batch_size = batch_size
         self.device = torch.device(device)
+        self._part = (rank, world_size)
         self._pin = self.device.type == "cuda"
         self._next_step = start_step
         self._pool = (
@@ -227,7 +284,7 @@ class BatchStream:
         self._prefetch = max(1, prefetch) if self._pool else 0
 
     def _load(self, step: int) -> torch.Tensor:
-        batch = self.sampler.batch(step, self.batch_size)
+        batch = self.sampler.batch(step, self.batch_size, *self._part)
         return batch.pin_memory() if self._pin else batch
 
     def _fill(self) -> None:

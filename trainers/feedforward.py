@@ -5,13 +5,17 @@ TransformerNet, the :class:`~.objective.StyleObjective`, checkpoints, loss log, 
 resume. On CUDA it uses bf16 autocast and channels-last; on the CPU plain fp32. The host is only
 synchronised at log and checkpoint steps: non-finite losses are accumulated on the device and
 checked there, and a checkpoint is never written from non-finite weights.
+
+With a :class:`~.distributed.Team` of several processes (``torchrun``), each process trains on its
+slice of every global batch, DistributedDataParallel averages the gradients, the loss calibration
+and the logged losses are averaged over the processes, and all of them agree at every step on
+whether to stop; only rank 0 writes files and previews. A team of one runs the same code.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -27,18 +31,27 @@ from ..depthstyle_core.images import save_image
 from ..depthstyle_core.models.depth_anything import DepthAnythingV2
 from ..depthstyle_core.models.transformer_net import TransformerNet
 from ..depthstyle_core.models.vgg import VGG16Features
-from ..depthstyle_core.style_model import save_style_model
 from .callbacks import LogCallback, PreviewCallback, ProgressCallback, StopCallback, TrainCallbacks
 from .config import TrainConfig
-from .data import BatchStream, ContentSource, CropSampler
-from .loss_curve import write_loss_curve
+from .data import BatchStream, ContentSource, CropSampler, unreadable_summary
+from .distributed import SINGLE, Team
+from .inputs import as_content_source, fingerprint_tensor
 from .loss_log import TERMS, LossLog
 from .loss_networks import autograd_ready, depth_network
 from .objective import StyleObjective, prepare_style_image
 from .paths import TrainPaths
-from .state import TrainState, load_train_state, save_train_state
+from .resume import load_resumable
+from .run_files import write_checkpoint_files
+from .state import TrainState
 
+logger = logging.getLogger("depthstyle")
 _OPTIMIZER_FLAGS = ("foreach", "fused", "capturable", "differentiable")
+_SAME_ON_EVERY_PROCESS = (
+    ("config", "settings"),
+    ("style_sha256", "style image"),
+    ("content_fingerprint", "content images"),
+    ("depth_model", "depth model"),
+)
 
 
 @dataclass
@@ -57,18 +70,6 @@ class TrainResult:
     paths: TrainPaths
 
 
-def _sha256(tensor: Tensor) -> str:
-    return hashlib.sha256(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).hexdigest()
-
-
-def _as_source(content: ContentSource | Tensor | str | os.PathLike) -> ContentSource:
-    if isinstance(content, ContentSource):
-        return content
-    if isinstance(content, Tensor):
-        return ContentSource.from_tensor(content)
-    return ContentSource.from_folder(content)
-
-
 class _Run:
     """One training run: the network, optimiser, objective and bookkeeping between checkpoints."""
 
@@ -84,10 +85,13 @@ class _Run:
         device: torch.device,
         callbacks: TrainCallbacks,
         resume: bool,
+        team: Team,
     ) -> None:
         self.config, self.paths, self.device, self.callbacks = config, paths, device, callbacks
+        self.team = team
         self.source = source
         self.sampler = CropSampler(source, config.image_size, config.seed)
+        self.unreadable: set[str] = set()
         cuda = device.type == "cuda"
         if config.precision == "bf16" and not cuda:
             raise ValueError("bf16 training needs a CUDA device; use precision 'fp32' or 'auto' on the CPU")
@@ -98,23 +102,24 @@ class _Run:
         self.memory_format = torch.channels_last if cuda else torch.contiguous_format
         self.info = {
             "config": config.to_dict(),
-            "style_sha256": _sha256(style_image),
+            "style_sha256": fingerprint_tensor(style_image),
             "content_fingerprint": source.fingerprint(),
             "content": source.description,
             "depth_model": depth_name if config.depth_weight > 0 else "none",
+            "world_size": team.world_size,
         }
+        team.check_same({what: str(self.info[key]) for key, what in _SAME_ON_EVERY_PROCESS})
         vgg = autograd_ready(vgg).to(device, memory_format=self.memory_format)
         depth = (
             autograd_ready(depth_model).to(device)
             if depth_model is not None and config.depth_weight > 0
             else None
         )
-        state = self._load_state() if resume else None
+        state, records = load_resumable(paths, config, self.info, team) if resume else (None, [])
         self.resumed_from = state.step if state else None
         self.step = state.step if state else 0
         self.saved_step = self.step if state else None
-        self.log = LossLog.load(paths.log_json) if state else LossLog()
-        self.log.truncate(self.step)
+        self.log = LossLog(records)
         style = prepare_style_image(style_image, config.style_size).to(device)
         self.objective = StyleObjective(
             vgg,
@@ -126,34 +131,14 @@ class _Run:
             magnitudes=state.info.get("magnitudes") if state else None,
         )
         self.net = self._build_net(state)
+        self.model = team.prepare_model(self.net, device)
         self.optimizer = self._build_optimizer(state)
-        self.preview_image = self._preview_source() if config.preview_every else None
+        self.preview_image = self._preview_source() if config.preview_every and team.is_main else None
         self.sums = torch.zeros(len(TERMS), device=device)
         self.finite = torch.ones((), dtype=torch.bool, device=device)
         self.window_start, self.window_time = self.step, time.perf_counter()
         self.seconds_before = self.log.seconds
         self.run_start = time.perf_counter()
-
-    def _load_state(self) -> TrainState | None:
-        if not self.paths.state.is_file():
-            return None
-        state = load_train_state(self.paths.state)
-        saved = TrainConfig.from_dict(state.info.get("config", {}))
-        problems = saved.differences(self.config)
-        for key, what in (
-            ("style_sha256", "the style image"),
-            ("content_fingerprint", "the content images"),
-            ("depth_model", "the depth model"),
-        ):
-            if state.info.get(key) != self.info[key]:
-                problems.append(f"{what} changed ({state.info.get(key)!s:.24} -> {self.info[key]!s:.24})")
-        if problems:
-            raise TrainingError(
-                f"cannot resume from {self.paths.state}: "
-                + "; ".join(problems)
-                + ". Resume with the same settings and images, or train without resume to start over."
-            )
-        return state
 
     def _preview_source(self) -> Tensor:
         """The first content image that decodes, shorter side ``image_size``, on the device."""
@@ -185,12 +170,14 @@ class _Run:
         batch = batch.contiguous(memory_format=self.memory_format)
         if self.objective.needs_calibration:
             with torch.no_grad(), self.autocast():
-                self.objective.calibrate(self.net(batch), batch)
+                self.objective.calibrate(self.net(batch), batch, self.team.mean_terms)
         with self.autocast():
-            stylised = self.net(batch)
+            with self.team.talking("starting a step"):
+                stylised = self.model(batch)
             total, weighted = self.objective(stylised, batch)
         self.optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        with self.team.talking("averaging the gradients"):
+            total.backward()
         self.optimizer.step()
         self.step += 1
         values = [total.detach()] + [
@@ -200,9 +187,10 @@ class _Run:
         self.finite &= torch.isfinite(total.detach())
 
     def check_finite(self) -> None:
-        """Raise :class:`TrainingError` if any loss since the start, or any weight, is not finite."""
+        """Raise :class:`TrainingError` if any loss since the start, or any weight, is not finite (on
+        any process: all of them raise together)."""
         weights_ok = torch.stack([p.isfinite().all() for p in self.net.parameters()]).all()
-        if bool(self.finite) and bool(weights_ok):
+        if self.team.all_true(self.finite & weights_ok):
             return
         kept = (
             f"The last good checkpoint (step {self.saved_step}) is kept unchanged: {self.paths.model}"
@@ -221,7 +209,7 @@ class _Run:
             return
         self.check_finite()
         count = self.step - self.window_start
-        averages = (self.sums / count).tolist()
+        averages = (self.team.mean(self.sums) / count).tolist()
         now = time.perf_counter()
         record = self.log.add(
             self.step,
@@ -234,32 +222,27 @@ class _Run:
         self.callbacks.log(record)
 
     def checkpoint(self) -> None:
-        """Write state, style model, loss log and curve for the current step (weights must be finite)."""
+        """Write state, style model, loss log and curve for the current step (weights must be finite).
+        Every process takes part; rank 0 writes."""
         self.write_log_record()
         self.check_finite()
-        info = {**self.info, "magnitudes": self.objective.balancer.magnitudes, "seconds": self.log.seconds}
-        state = TrainState(self.step, self.net.state_dict(), self.optimizer.state_dict(), info)
-        save_train_state(self.paths.state, state)
-        config = self.config
-        save_style_model(
-            self.paths.model,
-            self.net,
-            extra_metadata={
-                "train.step": str(self.step),
-                "train.iterations": str(config.iterations),
-                "train.complete": "true" if self.step >= config.iterations else "false",
-                "train.config": json.dumps(config.to_dict(), sort_keys=True),
-                "train.style_sha256": self.info["style_sha256"],
-                "train.depth_model": self.info["depth_model"],
-                "train.content": self.info["content"],
-                "train.loss": json.dumps(self.log.records[-1] if self.log.records else {}),
-            },
-        )
-        self.log.write_json(
-            self.paths.log_json, {k: v for k, v in info.items() if k != "content_fingerprint"}
-        )
-        self.log.write_csv(self.paths.log_csv)
-        write_loss_curve(self.log.records, self.paths.loss_curve)
+        unreadable = self.team.union(self.unreadable | self.sampler.failed)
+        if self.team.is_main and len(unreadable) > len(self.unreadable):
+            logger.warning(
+                "DepthStyle training: skipping %s; see %s",
+                unreadable_summary(unreadable),
+                self.paths.log_json,
+            )
+        self.unreadable = unreadable
+        if self.team.is_main:
+            info = {
+                **self.info,
+                "magnitudes": self.objective.balancer.magnitudes,
+                "seconds": self.log.seconds,
+            }
+            write_checkpoint_files(
+                self.paths, self.step, self.net, self.optimizer, self.config, info, self.log, self.unreadable
+            )
         self.saved_step = self.step
 
     def preview(self) -> Tensor:
@@ -282,7 +265,7 @@ class _Run:
             resumed_from=self.resumed_from,
             losses={t: last[t] for t in TERMS if t in last},
             records=list(self.log.records),
-            skipped_files=sorted({str(p) for p in self.source.skipped} | self.sampler.failed),
+            skipped_files=sorted(self.unreadable | self.sampler.failed),
             seconds=self.log.seconds,
             paths=self.paths,
         )
@@ -296,12 +279,19 @@ class _Run:
             else (4 if self.device.type == "cuda" else 1)
         )
         stopped = False
+        team = self.team
         with BatchStream(
-            self.sampler, config.batch_size, start_step=self.step, workers=threads, device=self.device
+            self.sampler,
+            config.batch_size,
+            start_step=self.step,
+            workers=threads,
+            device=self.device,
+            rank=team.rank,
+            world_size=team.world_size,
         ) as stream:
             try:
                 while self.step < config.iterations:
-                    if self.callbacks.stop_requested():
+                    if team.any(self.callbacks.stop_requested()):
                         stopped = True
                         break
                     self.train_step(next(stream))
@@ -309,8 +299,10 @@ class _Run:
                         self.write_log_record()
                     if self.step % config.checkpoint_every == 0 or self.step == config.iterations:
                         self.checkpoint()
-                    due = config.preview_every and (
-                        self.step % config.preview_every == 0 or self.step == config.iterations
+                    due = (
+                        team.is_main
+                        and config.preview_every
+                        and (self.step % config.preview_every == 0 or self.step == config.iterations)
                     )
                     self.callbacks.progress(self.step, config.iterations, self.preview() if due else None)
             except TrainingError:
@@ -324,8 +316,13 @@ class _Run:
 
     def _save_on_the_way_out(self, exc: BaseException) -> None:
         """Checkpoint after an exception (e.g. the host's interrupt) unless nothing changed or the
-        weights are no longer good; a failure to save is attached to ``exc`` as a note."""
+        weights are no longer good; a failure to save is attached to ``exc`` as a note. With several
+        processes nothing is written: a checkpoint needs all of them, and the others are elsewhere."""
         if self.step in (0, self.saved_step):
+            return
+        if self.team.is_distributed:
+            kept = f"step {self.saved_step}" if self.saved_step is not None else "none yet"
+            exc.add_note(f"DepthStyle kept the last checkpoint ({kept}) of this multi-process run.")
             return
         try:
             self.checkpoint()
@@ -347,6 +344,7 @@ def train_style(
     on_preview: PreviewCallback | None = None,
     on_log: LogCallback | None = None,
     should_stop: StopCallback | None = None,
+    team: Team | None = None,
 ) -> TrainResult:
     """Train a style network for ``style_image`` (``[1,C,H,W]`` 0..1) on ``content`` and write it to
     ``out_path`` (a ``.safetensors`` style model, loadable with ``load_style_model``).
@@ -357,6 +355,10 @@ def train_style(
     ``device`` and switched to eval mode. ``resume``: continue from ``<name>.state.safetensors`` if it
     exists (same settings required), else start fresh; without ``resume`` an existing run's files are
     overwritten from the first checkpoint on.
+
+    ``team``: the processes that train this style together (:func:`~.distributed.join_torchrun`);
+    None for this process alone. Every process calls ``train_style`` with the same arguments and its
+    own ``device``; ``config.batch_size`` is per process; only rank 0 writes files and previews.
 
     Raises :class:`TrainingError` when the loss becomes NaN/inf (the last checkpoint is kept) or the
     saved run cannot be resumed; exceptions from the callbacks propagate after a checkpoint.
@@ -372,9 +374,19 @@ def train_style(
     paths = TrainPaths.for_model(out_path)
     callbacks = TrainCallbacks(on_progress, on_preview, on_log, should_stop)
     with torch.inference_mode(False), torch.enable_grad():
-        source = _as_source(content.clone() if isinstance(content, Tensor) else content)
+        source = as_content_source(content.clone() if isinstance(content, Tensor) else content)
         run = _Run(
-            style_image.clone(), source, paths, config, vgg, network, depth_name, device, callbacks, resume
+            style_image.clone(),
+            source,
+            paths,
+            config,
+            vgg,
+            network,
+            depth_name,
+            device,
+            callbacks,
+            resume,
+            team or SINGLE,
         )
         if run.step >= config.iterations:
             return run.result(stopped=False)

@@ -8,7 +8,7 @@ A depth weight of 0 skips the depth network entirely.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -98,10 +98,20 @@ class StyleObjective:
             out["tv"] = total_variation(stylised)
         return out
 
-    def calibrate(self, stylised: Tensor, content: Tensor) -> dict[str, float]:
-        """Freeze the normalisation magnitudes from this batch (normalized weights only)."""
+    def calibrate(
+        self,
+        stylised: Tensor,
+        content: Tensor,
+        combine: Callable[[dict[str, Tensor]], Mapping[str, Tensor]] | None = None,
+    ) -> dict[str, float]:
+        """Freeze the normalisation magnitudes from this batch (normalized weights only).
+
+        ``combine`` turns this batch's terms into those of the whole global batch when several
+        processes each hold a slice of it (it averages them over the processes).
+        """
         with torch.no_grad():
-            return self.balancer.calibrate(self.terms(stylised, content))
+            terms = self.terms(stylised, content)
+            return self.balancer.calibrate(combine(terms) if combine is not None else terms)
 
     def __call__(self, stylised: Tensor, content: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """The objective to minimise and its weighted terms (detached)."""

@@ -88,9 +88,11 @@ class InstanceNorm(nn.InstanceNorm2d):
         super().__init__(channels, affine=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        """Instance norm with statistics computed in fp32 (also under fp16/bf16 autocast)."""
-        if x.dtype == torch.float32:
-            return F.instance_norm(x, weight=self.weight, bias=self.bias, eps=self.eps)
+        """Instance norm with statistics computed in fp32 (also under fp16/bf16 autocast). The fused
+        inference kernel of :meth:`normalize` cannot pass gradients to the statistics, so training
+        (gradients enabled) takes the plain instance norm in fp32."""
+        if x.dtype == torch.float32 or torch.is_grad_enabled():
+            return F.instance_norm(x.float(), weight=self.weight, bias=self.bias, eps=self.eps).to(x.dtype)
         var, mean = self.statistics(x)
         return self.normalize(x, mean, var)
 
