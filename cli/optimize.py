@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .common import EXIT_ERROR, EXIT_INTERRUPTED, InputReader, find_images
 from .masks import add_mask_arguments, mask_for
-from .progress import ConsoleProgress, StopOnInterrupt
+from .progress import ConsoleProgress, StopOnSignals
 
 
 def _config(args: argparse.Namespace):
@@ -51,12 +51,11 @@ def _optimize_command(args: argparse.Namespace) -> int:
         depth = load_depth_model(args.depth_model, model_dirs=[args.models_dir / "depth"])
         print(f"depth model: {depth.name} (licence {depth.licence})", file=sys.stderr)
     out_dir = Path(args.output)
-    stop = StopOnInterrupt()
     for path, photo in reader:
         target = out_dir / f"{path.stem}_optimized.png"
         progress = ConsoleProgress(f"{path.name} ")
         try:
-            with stop.installed():
+            with StopOnSignals() as stop:
                 result = optimize_style(
                     photo,
                     styles,

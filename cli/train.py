@@ -7,8 +7,7 @@ import contextlib
 import logging
 import signal
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -17,6 +16,7 @@ if TYPE_CHECKING:
     from ..trainers.distributed import Team
 
 from .common import EXIT_ERROR, EXIT_INTERRUPTED
+from .progress import ConsoleProgress, StopOnSignals
 
 _TRAIN_SETTINGS = (
     ("iterations", int, "training steps (default 40000, as the paper)"),
@@ -53,61 +53,6 @@ def _train_config(args: argparse.Namespace):
     )
 
 
-class RunSpeed:
-    """Steps per second of this run alone, from its first reported step on: a resumed run does not
-    count the steps of the runs before it, and start-up time is left out."""
-
-    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
-        self._clock = clock
-        self._first: tuple[int, float] | None = None
-
-    def __call__(self, step: int) -> float | None:
-        """The rate after ``step`` has finished, or None while it cannot be known yet."""
-        now = self._clock()
-        if self._first is None:
-            self._first = (step, now)
-        first_step, first_time = self._first
-        return (step - first_step) / (now - first_time) if step > first_step and now > first_time else None
-
-
-def _progress_line(step: int, total: int, speed: float | None, losses: dict[str, float]) -> str:
-    """One console line: a bar, the step, speed (steps per second) and time left, the last losses."""
-    width = 30
-    filled = int(width * step / max(total, 1))
-    rate = f"{speed:.2f} it/s, {(total - step) / speed / 60:.1f} min left" if speed else "-- it/s"
-    loss = " ".join(f"{k} {v:.3g}" for k, v in losses.items())
-    bar = "#" * filled + "." * (width - filled)
-    return f"\r[{bar}] {step}/{total} {rate} {loss}"
-
-
-class _StopOnSignal:
-    """Under torchrun: Ctrl+C (SIGINT) or a scheduler's SIGTERM asks every process to stop after the
-    current step and write one checkpoint; a second signal interrupts at once, without a checkpoint.
-    ``should_stop`` for the trainer."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self._previous: dict[int, object] = {}
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.received is not None:
-            raise KeyboardInterrupt
-        self.received = signum
-
-    def __call__(self) -> bool:
-        return self.received is not None
-
-    def __enter__(self) -> _StopOnSignal:
-        self._previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)
-
-
 @contextlib.contextmanager
 def _warnings_below_the_bar() -> Iterator[None]:
     """Print the trainer's warnings (e.g. unreadable photos) on a line of their own, not at the end
@@ -128,12 +73,15 @@ def _train_command(args: argparse.Namespace) -> int:
     with _warnings_below_the_bar():
         if not launched_by_torchrun():
             return _train(args, SINGLE, args.device, None)
-        with join_torchrun(args.device, args.collective_timeout) as (team, device), _StopOnSignal() as stop:
+        with (
+            join_torchrun(args.device, args.collective_timeout) as (team, device),
+            StopOnSignals((signal.SIGINT, signal.SIGTERM)) as stop,
+        ):
             return _train(args, team, device, stop)
 
 
 def _train(
-    args: argparse.Namespace, team: Team, device: str | torch.device, stop: _StopOnSignal | None
+    args: argparse.Namespace, team: Team, device: str | torch.device, stop: StopOnSignals | None
 ) -> int:
     """Train on this process; only rank 0 (the only process without torchrun) talks."""
     from ..depthstyle_core.depth import load_depth_model
@@ -149,14 +97,13 @@ def _train(
 
     config = _train_config(args)
     losses: dict[str, float] = {}
-    speed = RunSpeed()
+    on_progress = ConsoleProgress(
+        details=lambda: " ".join(f"{k} {v:.3g}" for k, v in losses.items()), enabled=team.is_main
+    )
 
     def on_log(record: dict[str, float]) -> None:
         losses.clear()
         losses.update({k: record[k] for k in ("content", "style", "depth") if k in record})
-
-    def on_progress(step: int, total: int, preview: object) -> None:
-        say(_progress_line(step, total, speed(step), losses), end="")
 
     try:
         vgg = load_vgg16(model_dirs=[args.models_dir / "vgg"])

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from depthstyle.cli import main
-from depthstyle.cli.train import RunSpeed, _progress_line
+from depthstyle.cli.progress import RunSpeed, progress_line
 from depthstyle.depthstyle_core.images import save_image
 
 from .factories import write_vgg_checkpoint
@@ -18,9 +18,9 @@ def test_a_resumed_run_reports_the_speed_of_its_own_steps():
     assert speed(1001) is None  # resumed at step 1000: the first step only starts the clock
     assert speed(1002) == pytest.approx(0.5)
     assert speed(1004) == pytest.approx(0.5)  # 3 steps in 6 s, not 1004 steps in 6 s
-    line = _progress_line(1004, 1604, speed=0.5, losses={"style": 1.25})
+    line = progress_line(1004, 1604, speed=0.5, details="style 1.25")
     assert line.endswith("1004/1604 0.50 it/s, 20.0 min left style 1.25")
-    assert "-- it/s" in _progress_line(1001, 1604, speed=None, losses={})
+    assert "-- it/s" in progress_line(1001, 1604, speed=None)
 
 
 def test_unreadable_photos_are_named_on_the_console_and_in_the_log(tmp_path, capsys):
