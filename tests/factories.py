@@ -12,7 +12,10 @@ import re
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import torch
+import torch.nn.functional as F
+from PIL import Image
 from safetensors.torch import save_file
 
 from depthstyle.depthstyle_core.models.depth_anything import (
@@ -149,3 +152,22 @@ def write_vgg_checkpoint(path: str | os.PathLike, *, seed: int = 0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(path), metadata={"format": "pt"})
     return path
+
+
+def smooth_images(count: int, height: int, width: int, seed: int) -> torch.Tensor:
+    """Photo-like test images: random 4x4 colour layouts, smoothly upsampled, in 0..1."""
+    generator = torch.Generator().manual_seed(seed)
+    layout = torch.rand(count, 3, 4, 4, generator=generator)
+    return F.interpolate(layout, size=(height, width), mode="bicubic", align_corners=False).clamp(0, 1)
+
+
+def picture(width: int, height: int, seed: int) -> Image.Image:
+    """A picture with structure (gradients, a disc, noise), so that losses, depth and edges are not flat."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    disc = ((x - width * 0.6) ** 2 + (y - height * 0.4) ** 2 < (min(width, height) / 4) ** 2).astype(
+        np.float32
+    )
+    rgb = np.stack([x / width, y / height, 0.3 + 0.6 * disc], axis=-1)
+    rgb = np.clip(rgb + 0.1 * rng.standard_normal(rgb.shape), 0, 1)
+    return Image.fromarray((rgb * 255).astype(np.uint8))

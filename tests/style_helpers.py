@@ -17,14 +17,14 @@ def lively_net(config: TransformerNetConfig | None = None, seed: int = 0) -> Tra
         for name, param in net.named_parameters():
             if param.ndim == 1 and not name.endswith("conv2d.bias"):
                 param.copy_((1.0 if name.endswith("weight") else 0.0) + 0.3 * torch.randn_like(param))
-        probe = net(smooth_images(1, 64, 64, seed=99))
+        probe = net(textured_images(1, 64, 64, seed=99))
         scale = 0.25 / probe.std().item()
         net.deconv3.conv2d.weight.mul_(scale)
         net.deconv3.conv2d.bias.mul_(scale).add_(0.5 * 255 - probe.mean().item() * scale * 255)
     return net
 
 
-def smooth_images(batch: int, height: int, width: int, seed: int = 0) -> torch.Tensor:
+def textured_images(batch: int, height: int, width: int, seed: int = 0) -> torch.Tensor:
     """Photo-like test images: smooth colour fields plus a little texture."""
     gen = torch.Generator().manual_seed(seed)
     coarse = torch.rand(batch, 3, max(2, height // 12), max(2, width // 12), generator=gen)

@@ -16,7 +16,7 @@ from depthstyle.depthstyle_core.style_model import save_style_model
 from depthstyle.depthstyle_core.stylize import stylize
 
 from .factories import write_depth_checkpoint
-from .style_helpers import lively_net, smooth_images
+from .style_helpers import lively_net, textured_images
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -39,7 +39,7 @@ def net(models) -> TransformerNet:
 
 
 def photo_file(path, height=40, width=52, seed=0):
-    return save_image(smooth_images(1, height, width, seed=seed), path)
+    return save_image(textured_images(1, height, width, seed=seed), path)
 
 
 def stylize_cli(models, *args) -> int:
@@ -155,7 +155,7 @@ def test_mask_file_any_size_with_invert_and_feather(tmp_path, models):
 
 
 def test_frames_shared_stylises_a_folder_of_frames_as_one_batch(tmp_path, models, net):
-    frames = smooth_images(5, 32, 40, seed=9)
+    frames = textured_images(5, 32, 40, seed=9)
     for index, frame in enumerate(frames):
         save_image(frame, tmp_path / "clip" / f"frame_{index:03d}.png")
     assert stylize_cli(models, tmp_path / "clip", "-o", tmp_path / "out", "--frames", "shared") == 0

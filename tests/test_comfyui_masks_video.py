@@ -26,7 +26,7 @@ from depthstyle.depthstyle_core.stylize import stylize
 
 from .comfyui_server import REPO, START_TIMEOUT, ComfyUIServer, offline_server, skip_unless_comfyui, ui_to_api
 from .factories import write_depth_checkpoint
-from .style_helpers import lively_net, smooth_images
+from .style_helpers import lively_net, textured_images
 
 pytestmark = pytest.mark.integration
 skip_unless_comfyui(__name__)
@@ -41,7 +41,7 @@ def write_clip(path: Path) -> None:
     import av
 
     frames, width, height, shift = CLIP["frames"], CLIP["width"], CLIP["height"], CLIP["shift"]
-    picture = smooth_images(1, height, width + (frames - 1) * shift, seed=21)[0].permute(1, 2, 0)
+    picture = textured_images(1, height, width + (frames - 1) * shift, seed=21)[0].permute(1, 2, 0)
     picture = (picture.numpy() * 255).round().astype(np.uint8)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=CLIP["fps"])
@@ -71,7 +71,7 @@ def comfy(tmp_path_factory) -> ComfyUIServer:
     (base / "custom_nodes" / "depthstyle").symlink_to(REPO, target_is_directory=True)
     (base / "input").mkdir()
     width, height = PHOTO_SIZE
-    photo = smooth_images(1, height, width, seed=20)[0].permute(1, 2, 0).numpy()
+    photo = textured_images(1, height, width, seed=20)[0].permute(1, 2, 0).numpy()
     Image.fromarray((photo * 255).round().astype(np.uint8)).save(base / "input" / "example.png")
     write_clip(base / "input" / "clip.mp4")
     models = base / "models" / "depthstyle"

@@ -29,7 +29,7 @@ from .comfyui_server import (
     skip_unless_comfyui,
     ui_to_api,
 )
-from .factories import write_depth_checkpoint, write_vgg_checkpoint
+from .factories import picture, write_depth_checkpoint, write_vgg_checkpoint
 
 pytestmark = pytest.mark.integration
 skip_unless_comfyui(__name__)
@@ -37,14 +37,6 @@ skip_unless_comfyui(__name__)
 OPTIMIZE = "DepthStyle_OptimizeStyle"
 PHOTO_SIZE = (97, 61)  # width, height: odd on purpose
 TINY = {"size": 64, "steps": 2}
-
-
-def picture(width: int, height: int, seed: int) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    rgb = np.stack([x / width, y / height, 0.5 + 0.4 * np.sin(x / 5)], axis=-1)
-    rgb = np.clip(rgb + 0.1 * rng.standard_normal(rgb.shape), 0, 1)
-    return Image.fromarray((rgb * 255).astype(np.uint8))
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,7 @@ from .comfyui_server import (
     skip_unless_comfyui,
     ui_to_api,
 )
-from .factories import write_depth_checkpoint, write_vgg_checkpoint
+from .factories import picture, write_depth_checkpoint, write_vgg_checkpoint
 
 pytestmark = pytest.mark.integration
 skip_unless_comfyui(__name__)
@@ -39,21 +39,6 @@ skip_unless_comfyui(__name__)
 REPORT = "DepthStyle_StructureReport"
 PHOTO_SIZE = (97, 61)  # width, height: odd on purpose
 PANEL_HEIGHT = 256  # draw_structure_figure's default
-
-
-def picture(width: int, height: int, seed: int) -> Image.Image:
-    """Gradients, a disc and a little noise: depth and edges that are not flat."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    disc = ((x - width * 0.6) ** 2 + (y - height * 0.4) ** 2 < (min(width, height) / 4) ** 2).astype(
-        np.float32
-    )
-    rgb = np.clip(
-        np.stack([x / width, y / height, 0.3 + 0.6 * disc], axis=-1) + 0.03 * rng.random((height, width, 3)),
-        0,
-        1,
-    )
-    return Image.fromarray((rgb * 255).astype(np.uint8))
 
 
 @pytest.fixture(scope="module")

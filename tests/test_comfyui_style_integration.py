@@ -42,7 +42,7 @@ from .comfyui_server import (
     skip_unless_comfyui,
     ui_to_api,
 )
-from .factories import write_depth_checkpoint, write_vgg_checkpoint
+from .factories import picture, write_depth_checkpoint, write_vgg_checkpoint
 from .fake_hub import SHA, prefill_cache
 
 pytestmark = pytest.mark.integration
@@ -54,18 +54,6 @@ CONTENT_SIZES = {"a.png": (48, 40), "b.jpg": (40, 56), "sub/c.png": (64, 64)}
 CROP = 32  # image_size and style_size of the test runs
 PRESET = "preset.safetensors"  # a style model in the folder before ComfyUI starts
 TINY = {"batch_size": 1, "image_size": CROP, "style_size": CROP}
-
-
-def picture(width: int, height: int, seed: int) -> Image.Image:
-    """A picture with structure (gradients, a disc, noise), so that losses and depth are not flat."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    disc = ((x - width * 0.6) ** 2 + (y - height * 0.4) ** 2 < (min(width, height) / 4) ** 2).astype(
-        np.float32
-    )
-    rgb = np.stack([x / width, y / height, 0.3 + 0.6 * disc], axis=-1)
-    rgb = np.clip(rgb + 0.1 * rng.standard_normal(rgb.shape), 0, 1)
-    return Image.fromarray((rgb * 255).astype(np.uint8))
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from depthstyle.depthstyle_core.errors import MaskError
 from depthstyle.depthstyle_core.masks import apply_strength, depth_to_mask, fit_mask, load_mask
 from depthstyle.depthstyle_core.stylize import stylize
 
-from .style_helpers import lively_net, smooth_images
+from .style_helpers import lively_net, textured_images
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -133,7 +133,7 @@ def half_mask(height: int, width: int) -> torch.Tensor:
 
 
 def test_mask_zero_returns_the_input_bit_for_bit_and_mask_one_the_full_style(net):
-    images = smooth_images(2, 40, 36, seed=1)
+    images = textured_images(2, 40, 36, seed=1)
     images[0, 0, 0, 0] = 1.5  # a value outside 0..1 is kept as it is where the mask is 0
     full = stylize(net, images)
     out = stylize(net, images, mask=half_mask(40, 36))
@@ -144,7 +144,7 @@ def test_mask_zero_returns_the_input_bit_for_bit_and_mask_one_the_full_style(net
 
 
 def test_per_pixel_strength_is_strength_times_mask(net):
-    images = smooth_images(2, 24, 20, seed=2)
+    images = textured_images(2, 24, 20, seed=2)
     full = stylize(net, images)
     mask = torch.rand(2, 24, 20)
     out = stylize(net, images, strength=0.6, mask=mask)
@@ -155,7 +155,7 @@ def test_per_pixel_strength_is_strength_times_mask(net):
 
 
 def test_mask_works_with_preserve_color_tiles_chunks_and_a_smaller_mask(net):
-    images = smooth_images(3, 64, 48, seed=4)
+    images = textured_images(3, 64, 48, seed=4)
     mask = half_mask(16, 12)  # a quarter of the size: resized
     out = stylize(net, images, mask=mask, preserve_color=True, chunk_size=2, tile_size=48, tile_overlap=8)
     # bilinear x4: the 0/1 edge between mask columns 5 and 6 spreads over columns 22..25

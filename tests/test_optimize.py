@@ -27,18 +27,11 @@ from depthstyle.trainers.optimize_config import GATYS_STYLE_LAYERS
 from depthstyle.trainers.optimize_objective import ScaleObjective
 from depthstyle.trainers.optimize_plan import MIN_WORK_SIDE, output_size, plan_sizes
 
-from .factories import random_depth_state_dict
+from .factories import random_depth_state_dict, smooth_images
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 QUICK = {"size": 64, "min_size": 64, "steps": 15, "first_scale_steps": 15, "depth_resolution": 56}
-
-
-def smooth_images(count: int, height: int, width: int, seed: int) -> torch.Tensor:
-    """Photo-like test images: random 4x4 colour layouts, smoothly upsampled."""
-    generator = torch.Generator().manual_seed(seed)
-    layout = torch.rand(count, 3, 4, 4, generator=generator)
-    return F.interpolate(layout, size=(height, width), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from depthstyle.depthstyle_core.stylize import stylize
 
-from .style_helpers import lively_net, smooth_images
+from .style_helpers import lively_net, textured_images
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -20,7 +20,7 @@ def net():
 
 def test_scale_half_equals_stylising_the_half_size_image_and_upsampling_it(net):
     """The documented filters: antialiased bilinear down, bicubic up, clamped."""
-    photo = smooth_images(1, 512, 512, seed=12)
+    photo = textured_images(1, 512, 512, seed=12)
     small = F.interpolate(photo, size=(256, 256), mode="bilinear", align_corners=False, antialias=True)
     expected = F.interpolate(stylize(net, small), size=(512, 512), mode="bicubic", align_corners=False)
     out = stylize(net, photo, scale=0.5)
@@ -41,7 +41,7 @@ def test_the_output_always_has_the_input_size(net, size, scale):
 
 
 def test_scale_one_is_the_plain_run_and_scale_works_with_tiles_and_strength(net):
-    images = smooth_images(2, 90, 20, seed=13)
+    images = textured_images(2, 90, 20, seed=13)
     assert torch.equal(stylize(net, images, scale=1.0), stylize(net, images))
     half = stylize(net, images, scale=2.0, strength=0.5)
     full = stylize(net, images, scale=2.0)

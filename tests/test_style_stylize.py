@@ -14,7 +14,7 @@ from depthstyle.depthstyle_core.models.transformer_net import (
 )
 from depthstyle.depthstyle_core.stylize import DEFAULT_OVERLAP, luminance, stylize
 
-from .style_helpers import lively_net, smooth_images
+from .style_helpers import lively_net, textured_images
 
 CHROMA = torch.tensor([[-0.168736, -0.331264, 0.5], [0.5, -0.418688, -0.081312]])  # BT.601 Cb, Cr rows
 
@@ -53,7 +53,7 @@ def net() -> TransformerNet:
 
 @pytest.fixture(scope="module")
 def image() -> torch.Tensor:
-    return smooth_images(1, 171, 169)  # neither side a multiple of 4; big enough for 2 x 2 tiles
+    return textured_images(1, 171, 169)  # neither side a multiple of 4; big enough for 2 x 2 tiles
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def untiled(net, image) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def small() -> torch.Tensor:
-    return smooth_images(2, 45, 38, seed=8)
+    return textured_images(2, 45, 38, seed=8)
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +94,7 @@ def test_tiles_without_enough_overlap_show_seams(net, image, untiled):
 def test_statistics_built_from_tiles_are_exact(net, monkeypatch):
     """Images too large for one statistics pass get them layer by layer from tiles: still seam-free and
     equal to the untiled result (a thin image keeps this test fast: 2 tiles x 15 layers)."""
-    strip = smooth_images(1, 168, 12, seed=4)
+    strip = textured_images(1, 168, 12, seed=4)
     reference = stylize(net, strip)
     monkeypatch.setattr(tiling, "STATS_MAX_PIXELS", 0)
     calls = []
@@ -109,7 +109,7 @@ def test_statistics_built_from_tiles_are_exact(net, monkeypatch):
 def test_tiles_need_the_shared_statistics(net):
     """Each tile normalised with its own statistics differs from the whole image; with the shared ones it
     matches away from the tile border."""
-    x = smooth_images(1, 160, 24, seed=3)
+    x = textured_images(1, 160, 24, seed=3)
     with torch.no_grad():
         whole = net(x)
         stats = net.norm_stats(x)
@@ -155,7 +155,7 @@ def test_preserve_color_keeps_the_content_chroma_and_takes_the_style_luminance(n
 
 
 def test_chunks_give_the_same_result_and_progress_counts_images(net):
-    images = smooth_images(5, 24, 20)
+    images = textured_images(5, 24, 20)
     calls = []
     out = stylize(net, images, chunk_size=2, on_progress=lambda d, t, p: calls.append((d, t, p)))
     assert [(d, t) for d, t, _ in calls] == [(2, 5), (4, 5), (5, 5)]
@@ -192,7 +192,7 @@ def test_reduced_precision_path_keeps_statistics_and_output_in_fp32(net, small, 
 
 
 def test_out_of_memory_halves_the_tile_and_retries(net, monkeypatch):
-    image = smooth_images(1, 80, 12, seed=5)
+    image = textured_images(1, 80, 12, seed=5)
     flaky = FlakyNet(net, limit=80 * 12 - 1)
     out = stylize(flaky, image, tile_overlap=8)
     assert flaky.forward_sizes[0] == (80, 12)  # the whole image first: out of memory
@@ -203,7 +203,7 @@ def test_out_of_memory_halves_the_tile_and_retries(net, monkeypatch):
 
 
 def test_out_of_memory_in_the_statistics_pass_builds_them_from_tiles(net, monkeypatch):
-    image = smooth_images(1, 80, 12, seed=6)
+    image = textured_images(1, 80, 12, seed=6)
     flaky = FlakyNet(net, limit=40 * 12, stats_limit=100)
     out = stylize(flaky, image, tile_size=40, tile_overlap=8)
     assert flaky.stats_sizes == [(80, 12)]  # tried once, out of memory
@@ -215,12 +215,12 @@ def test_out_of_memory_in_the_statistics_pass_builds_them_from_tiles(net, monkey
 def test_out_of_memory_at_the_smallest_tile_is_raised(net):
     flaky = FlakyNet(net, limit=10)
     with pytest.raises(torch.OutOfMemoryError):
-        stylize(flaky, smooth_images(1, 64, 64), tile_overlap=8)
+        stylize(flaky, textured_images(1, 64, 64), tile_overlap=8)
 
 
 def test_batch_norm_net_tiles_without_statistics():
     bn = lively_net(TransformerNetConfig(norm="batch"), seed=2)
-    image = smooth_images(1, 168, 12)
+    image = textured_images(1, 168, 12)
     torch.testing.assert_close(
         stylize(bn, image, tile_size=152, tile_overlap=120), stylize(bn, image), atol=2 / 255, rtol=0
     )

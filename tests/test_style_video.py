@@ -12,7 +12,7 @@ from depthstyle.depthstyle_core.models.transformer_net import TransformerNetConf
 from depthstyle.depthstyle_core.stylize import stylize
 
 from .comfyui_server import REPO
-from .style_helpers import lively_net, smooth_images
+from .style_helpers import lively_net, textured_images
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -32,7 +32,7 @@ def net():
 
 @pytest.fixture(scope="module")
 def frames() -> torch.Tensor:
-    return smooth_images(5, 40, 36, seed=6)
+    return textured_images(5, 40, 36, seed=6)
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_shared_frames_work_with_a_brush_size_and_chunks(net, frames):
 
 
 def test_statistics_gathered_layer_by_layer_over_chunks_and_tiles_are_exact(net, monkeypatch):
-    strip = smooth_images(3, 168, 12, seed=7)
+    strip = textured_images(3, 168, 12, seed=7)
     reference = stylize(net, strip, frames="shared", chunk_size=3)
     monkeypatch.setattr(tiling, "STATS_MAX_PIXELS", 0)  # no one-pass statistics: layer by layer
     calls = []
@@ -105,7 +105,7 @@ def test_statistics_gathered_layer_by_layer_over_chunks_and_tiles_are_exact(net,
 
 
 def test_one_chunk_with_tiles_pools_over_its_images(net, monkeypatch):
-    strip = smooth_images(2, 168, 12, seed=8)
+    strip = textured_images(2, 168, 12, seed=8)
     reference = stylize(net, strip, frames="shared")
     monkeypatch.setattr(tiling, "STATS_MAX_PIXELS", 0)
     tiled = stylize(net, strip, frames="shared", tile_size=152, tile_overlap=120)
@@ -115,7 +115,7 @@ def test_one_chunk_with_tiles_pools_over_its_images(net, monkeypatch):
 
 def test_batch_norm_networks_have_no_per_frame_statistics():
     bn = lively_net(TransformerNetConfig(norm="batch"), seed=2)
-    images = smooth_images(3, 20, 24)
+    images = textured_images(3, 20, 24)
     shared = stylize(bn, images, frames="shared", chunk_size=2)
     assert torch.equal(shared, stylize(bn, images, chunk_size=2))
 

@@ -34,7 +34,6 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from depthstyle.depthstyle_core.depth import load_depth_model
 from depthstyle.depthstyle_core.errors import TrainingError
@@ -48,7 +47,7 @@ from depthstyle.trainers.distributed import process_device
 from depthstyle.trainers.feedforward import train_style
 from depthstyle.trainers.state import load_train_state
 
-from .factories import write_depth_checkpoint, write_vgg_checkpoint
+from .factories import smooth_images, write_depth_checkpoint, write_vgg_checkpoint
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 SETTINGS = {
@@ -69,12 +68,6 @@ RUN_FILES = {
     "style.loss.png",
     "style.preview.png",
 }
-
-
-def smooth_images(count: int, height: int, width: int, seed: int) -> torch.Tensor:
-    generator = torch.Generator().manual_seed(seed)
-    layout = torch.rand(count, 3, 4, 4, generator=generator)
-    return F.interpolate(layout, size=(height, width), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
 @contextlib.contextmanager

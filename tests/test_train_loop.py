@@ -30,16 +30,9 @@ from depthstyle.trainers.loss_curve import SERIES_COLOURS
 from depthstyle.trainers.objective import StyleObjective
 from depthstyle.trainers.paths import TrainPaths
 
-from .factories import random_depth_state_dict
+from .factories import random_depth_state_dict, smooth_images
 
 SMALL = {"batch_size": 2, "image_size": 32, "style_size": 48, "depth_resolution": 28, "preview_every": 0}
-
-
-def smooth_images(count: int, height: int, width: int, seed: int) -> torch.Tensor:
-    """Photo-like test images: random 4x4 colour layouts, smoothly upsampled."""
-    generator = torch.Generator().manual_seed(seed)
-    layout = torch.rand(count, 3, 4, 4, generator=generator)
-    return F.interpolate(layout, size=(height, width), mode="bicubic", align_corners=False).clamp(0, 1)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ whether to stop; only rank 0 writes files and previews. A team of one runs the s
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import time
@@ -37,7 +36,7 @@ from .data import BatchStream, ContentSource, CropSampler, unreadable_summary
 from .distributed import SINGLE, Team
 from .inputs import as_content_source, fingerprint_tensor
 from .loss_log import TERMS, LossLog
-from .loss_networks import autograd_ready, depth_network
+from .loss_networks import autograd_ready, depth_network, device_precision
 from .objective import StyleObjective, prepare_style_image
 from .paths import TrainPaths
 from .resume import load_resumable
@@ -92,14 +91,8 @@ class _Run:
         self.source = source
         self.sampler = CropSampler(source, config.image_size, config.seed)
         self.unreadable: set[str] = set()
-        cuda = device.type == "cuda"
-        if config.precision == "bf16" and not cuda:
-            raise ValueError("bf16 training needs a CUDA device; use precision 'fp32' or 'auto' on the CPU")
-        use_bf16 = cuda and config.precision != "fp32" and torch.cuda.is_bf16_supported()
-        self.autocast = (
-            (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
-        )
-        self.memory_format = torch.channels_last if cuda else torch.contiguous_format
+        precision = device_precision(device, config.precision)
+        self.autocast, self.memory_format = precision.autocast, precision.memory_format
         self.info = {
             "config": config.to_dict(),
             "style_sha256": fingerprint_tensor(style_image),

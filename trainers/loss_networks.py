@@ -1,4 +1,5 @@
-"""The frozen loss networks (VGG-16, Depth Anything) as an optimisation loop needs them.
+"""The frozen loss networks (VGG-16, Depth Anything) as an optimisation loop needs them, and the
+precision and memory format the loops run them in.
 
 ComfyUI runs every node under ``torch.inference_mode``; a network loaded there holds inference tensors,
 which autograd cannot save for the backward pass. Both loops in this package (training a style network,
@@ -7,8 +8,13 @@ optimising an image) therefore take their loss networks through :func:`autograd_
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from ..depthstyle_core.depth import DepthEstimator
@@ -33,3 +39,23 @@ def depth_network(
         return depth_model.model, depth_model.name
     config = getattr(depth_model, "config", None)
     return depth_model, f"{type(depth_model).__name__}({config})" if config else type(depth_model).__name__
+
+
+@dataclass(frozen=True)
+class DevicePrecision:
+    """How a loop runs its networks on one device: an autocast context (bf16 or none) and the memory
+    format of images and convolution weights."""
+
+    autocast: Callable[[], AbstractContextManager]
+    memory_format: torch.memory_format
+
+
+def device_precision(device: torch.device, precision: str) -> DevicePrecision:
+    """``precision`` "auto": bf16 autocast and channels-last on a CUDA device that supports bf16, fp32
+    elsewhere; "fp32": never autocast; "bf16": refused off CUDA, where it would be slow or missing."""
+    cuda = device.type == "cuda"
+    if precision == "bf16" and not cuda:
+        raise ValueError("bf16 needs a CUDA device; use precision 'fp32' or 'auto' on the CPU")
+    use_bf16 = cuda and precision != "fp32" and torch.cuda.is_bf16_supported()
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
+    return DevicePrecision(autocast, torch.channels_last if cuda else torch.contiguous_format)

@@ -14,7 +14,6 @@ the device is not waited for every step. On the CPU everything is fp32 and deter
 
 from __future__ import annotations
 
-import contextlib
 import copy
 from collections.abc import Callable, Sequence
 
@@ -28,7 +27,7 @@ from ..depthstyle_core.masks import fit_mask
 from ..depthstyle_core.models.depth_anything import DepthAnythingV2
 from ..depthstyle_core.models.vgg import VGG16Features
 from ..depthstyle_core.stylize import blend_with_content
-from .loss_networks import autograd_ready, depth_network
+from .loss_networks import autograd_ready, depth_network, device_precision
 from .optimize_config import OptimizeConfig
 from .optimize_objective import ScaleObjective, resize
 from .optimize_plan import SizePlan, plan_sizes
@@ -167,15 +166,9 @@ class _Optimization:
         on_progress: ProgressCallback | None,
         should_stop: StopCallback | None,
     ) -> None:
-        cuda = device.type == "cuda"
-        if config.precision == "bf16" and not cuda:
-            raise ValueError("bf16 needs a CUDA device; use precision 'fp32' or 'auto' on the CPU")
-        use_bf16 = cuda and config.precision != "fp32" and torch.cuda.is_bf16_supported()
-        self.autocast = (
-            (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
-        )
-        self.memory_format = torch.channels_last if cuda else torch.contiguous_format
-        self.sync_every_step = not cuda
+        precision = device_precision(device, config.precision)
+        self.autocast, self.memory_format = precision.autocast, precision.memory_format
+        self.sync_every_step = device.type != "cuda"
         self.config, self.plan, self.device = config, plan, device
         self.photo_device = photo.device
         self.output_content = resize(photo, plan.output)
