@@ -21,13 +21,10 @@ from .comfy_services import (
     to_comfy_image,
     training_device,
 )
+from .inputs import loss_weight_input
 from .types import DepthModelType
 
 DEFAULTS = OptimizeConfig()
-
-
-def _weight(name: str, default: float, tooltip: str) -> io.Float.Input:
-    return io.Float.Input(name, default=default, min=0.0, max=1000.0, step=0.1, tooltip=tooltip)
 
 
 class OptimizeStyle(io.ComfyNode):
@@ -78,24 +75,26 @@ class OptimizeStyle(io.ComfyNode):
                     tooltip="Optimisation steps per scale (the first, smallest scale runs twice as many). "
                     "More steps take the picture further into the style.",
                 ),
-                _weight(
+                loss_weight_input(
                     "content_weight",
                     DEFAULTS.content_weight,
                     "How much of the photo's content is "
                     "kept. The weights are shares, so the paper's 1 / 5 / 5 mean what they say.",
                 ),
-                _weight(
+                loss_weight_input(
                     "style_weight",
                     DEFAULTS.style_weight,
                     "How strongly the painting's textures and colours are imposed (the paper: 5).",
                 ),
-                _weight(
+                loss_weight_input(
                     "depth_weight",
                     DEFAULTS.depth_weight,
                     "How strongly the photo's depth layout is "
                     "kept (the paper: 5). Only with a depth model connected.",
                 ),
-                _weight("tv_weight", DEFAULTS.tv_weight, "Smoothing of pixel noise; 0 turns it off."),
+                loss_weight_input(
+                    "tv_weight", DEFAULTS.tv_weight, "Smoothing of pixel noise; 0 turns it off."
+                ),
                 io.Combo.Input(
                     "init",
                     options=list(INITS),

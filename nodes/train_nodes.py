@@ -32,6 +32,7 @@ from .comfy_services import (
     to_comfy_image,
     training_device,
 )
+from .inputs import loss_weight_input
 from .types import DepthModelType, StyleModelType
 
 log = logging.getLogger("depthstyle")
@@ -152,30 +153,21 @@ class TrainStyle(io.ComfyNode):
                     tooltip="Fixes the network's start and the order and crops of the content images, so a "
                     "run can be repeated and resumed. Kept fixed: a new seed is a new run.",
                 ),
-                io.Float.Input(
+                loss_weight_input(
                     "content_weight",
-                    default=DEFAULTS.content_weight,
-                    min=0.0,
-                    max=1000.0,
-                    step=0.1,
-                    tooltip="How much the photo's content is kept. Weights are each term's share of the "
+                    DEFAULTS.content_weight,
+                    "How much the photo's content is kept. Weights are each term's share of the "
                     "loss at the start of training, so the paper's 1 / 5 / 5 mean what they say.",
                 ),
-                io.Float.Input(
+                loss_weight_input(
                     "style_weight",
-                    default=DEFAULTS.style_weight,
-                    min=0.0,
-                    max=1000.0,
-                    step=0.1,
-                    tooltip="How strongly the style's textures and colours are imposed (the paper: 5).",
+                    DEFAULTS.style_weight,
+                    "How strongly the style's textures and colours are imposed (the paper: 5).",
                 ),
-                io.Float.Input(
+                loss_weight_input(
                     "depth_weight",
-                    default=DEFAULTS.depth_weight,
-                    min=0.0,
-                    max=1000.0,
-                    step=0.1,
-                    tooltip="How strongly the stylised image must keep the photo's depth layout (the "
+                    DEFAULTS.depth_weight,
+                    "How strongly the stylised image must keep the photo's depth layout (the "
                     "paper: 5). Only with a depth model connected; 0 trains without the depth loss.",
                 ),
                 io.Float.Input(
