@@ -81,6 +81,16 @@ def online_server(base_dir: Path, hub_endpoint: str) -> ComfyUIServer:
     )
 
 
+def pack_base(tmp_path_factory, name: str) -> Path:
+    """A fresh ComfyUI base directory for one test module: this checkout linked in as
+    ``custom_nodes/depthstyle`` and an empty ``input`` folder."""
+    base = tmp_path_factory.mktemp(name)
+    (base / "custom_nodes").mkdir()
+    (base / "custom_nodes" / "depthstyle").symlink_to(REPO, target_is_directory=True)
+    (base / "input").mkdir()
+    return base
+
+
 def message(entry: Mapping[str, Any], kind: str) -> dict | None:
     """The data of the first status message of ``kind`` in a /history entry, or None."""
     return next((data for name, data in entry["status"]["messages"] if name == kind), None)
@@ -139,6 +149,13 @@ class ComfyUIServer:
                 time.sleep(0.5)
         self.stop()
         raise RuntimeError(f"ComfyUI did not answer within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def __enter__(self) -> ComfyUIServer:
+        self.start(timeout=START_TIMEOUT)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
     def stop(self, timeout: float = 20) -> None:
         """Terminate ComfyUI, killing it if it does not exit in ``timeout`` seconds."""

@@ -11,3 +11,9 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def object_info(comfy) -> dict:
+    """/object_info of the test module's ComfyUI (each integration module starts its own ``comfy``)."""
+    return comfy.get_json("/object_info")

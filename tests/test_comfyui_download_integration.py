@@ -24,7 +24,7 @@ from depthstyle.depthstyle_core.models.vgg import VGG16_HUB
 from depthstyle.depthstyle_core.style_model import save_style_model
 from depthstyle.nodes.model_choices import BUILTIN_DEPTH_MODELS
 
-from .comfyui_server import REPO, START_TIMEOUT, online_server, skip_unless_comfyui
+from .comfyui_server import REPO, online_server, pack_base, skip_unless_comfyui
 from .factories import write_depth_checkpoint, write_vgg_checkpoint
 from .fake_hub import FakeHub, prefill_cache
 
@@ -62,21 +62,14 @@ def hub(served):
 def comfy(tmp_path_factory, hub, served):
     """A ComfyUI online against the fake Hub, with no model in its model folders; Base is in its
     Hugging Face cache only."""
-    base = tmp_path_factory.mktemp("comfy_download_base")
-    (base / "custom_nodes").mkdir()
-    (base / "custom_nodes" / "depthstyle").symlink_to(REPO, target_is_directory=True)
-    (base / "input").mkdir()
+    base = pack_base(tmp_path_factory, "comfy_download_base")
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(base / "input" / "example.png")
     prefill_cache(
         base / "hf_home" / "hub", BASE.repo_id, BASE.filename, served["base"], revision=BASE.revision
     )
-    server = online_server(base, hub.endpoint)
-    try:
-        server.start(timeout=START_TIMEOUT)
+    with online_server(base, hub.endpoint) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def models_dir(comfy, kind: str):

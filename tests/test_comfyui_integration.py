@@ -26,7 +26,6 @@ from depthstyle.nodes.model_choices import BUILTIN_DEPTH_MODELS
 from .comfyui_server import (
     REPO,
     RUN_TIMEOUT,
-    START_TIMEOUT,
     ComfyUIServer,
     comfyui_python,
     message,
@@ -68,22 +67,13 @@ def setup(tmp_path_factory):
     (user_models / "depth" / "legacy.pth").write_bytes(b"not listed: only .safetensors files are")
     extra_paths = base / "extra_model_paths.yaml"
     extra_paths.write_text(f"depthstyle_test:\n    base_path: {user_models}\n    depthstyle_depth: depth\n")
-    server = offline_server(base, extra_paths)
-    try:
-        server.start(timeout=START_TIMEOUT)
+    with offline_server(base, extra_paths) as server:
         yield server, user_models / "depth"
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
 def comfy(setup) -> ComfyUIServer:
     return setup[0]
-
-
-@pytest.fixture(scope="module")
-def object_info(comfy) -> dict:
-    return comfy.get_json("/object_info")
 
 
 def api_workflow() -> dict:

@@ -24,7 +24,7 @@ from depthstyle.depthstyle_core.masks import depth_to_mask
 from depthstyle.depthstyle_core.style_model import load_style_model, save_style_model
 from depthstyle.depthstyle_core.stylize import stylize
 
-from .comfyui_server import REPO, START_TIMEOUT, ComfyUIServer, offline_server, skip_unless_comfyui, ui_to_api
+from .comfyui_server import REPO, ComfyUIServer, offline_server, pack_base, skip_unless_comfyui, ui_to_api
 from .factories import write_depth_checkpoint
 from .style_helpers import lively_net, textured_images
 
@@ -66,10 +66,7 @@ def decode(path: Path) -> tuple[torch.Tensor, Fraction]:
 
 @pytest.fixture(scope="module")
 def comfy(tmp_path_factory) -> ComfyUIServer:
-    base = tmp_path_factory.mktemp("comfy_masks_video")
-    (base / "custom_nodes").mkdir()
-    (base / "custom_nodes" / "depthstyle").symlink_to(REPO, target_is_directory=True)
-    (base / "input").mkdir()
+    base = pack_base(tmp_path_factory, "comfy_masks_video")
     width, height = PHOTO_SIZE
     photo = textured_images(1, height, width, seed=20)[0].permute(1, 2, 0).numpy()
     Image.fromarray((photo * 255).round().astype(np.uint8)).save(base / "input" / "example.png")
@@ -77,17 +74,8 @@ def comfy(tmp_path_factory) -> ComfyUIServer:
     models = base / "models" / "depthstyle"
     write_depth_checkpoint(models / "depth" / DEPTH_MODELS["small"].hub_file.local_filename, seed=6)
     save_style_model(models / "styles" / "my_style.safetensors", lively_net(seed=4))
-    server = offline_server(base)
-    try:
-        server.start(timeout=START_TIMEOUT)
+    with offline_server(base) as server:
         yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def object_info(comfy) -> dict:
-    return comfy.get_json("/object_info")
 
 
 @pytest.fixture(scope="module")

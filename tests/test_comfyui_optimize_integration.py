@@ -22,10 +22,10 @@ from depthstyle.depthstyle_core.models.vgg import VGG16_HUB
 from .comfyui_server import (
     REPO,
     RUN_TIMEOUT,
-    START_TIMEOUT,
     ComfyUIServer,
     message,
     offline_server,
+    pack_base,
     skip_unless_comfyui,
     ui_to_api,
 )
@@ -41,26 +41,14 @@ TINY = {"size": 64, "steps": 2}
 
 @pytest.fixture(scope="module")
 def comfy(tmp_path_factory) -> ComfyUIServer:
-    base = tmp_path_factory.mktemp("comfy_optimize_base")
-    (base / "custom_nodes").mkdir()
-    (base / "custom_nodes" / "depthstyle").symlink_to(REPO, target_is_directory=True)
-    (base / "input").mkdir()
+    base = pack_base(tmp_path_factory, "comfy_optimize_base")
     picture(*PHOTO_SIZE, seed=1).save(base / "input" / "example.png")
     picture(50, 40, seed=2).save(base / "input" / "style.png")
     models = base / "models" / "depthstyle"
     write_depth_checkpoint(models / "depth" / DEPTH_MODELS["small"].hub_file.local_filename, seed=1)
     write_vgg_checkpoint(models / "vgg" / VGG16_HUB.local_filename)
-    server = offline_server(base)
-    try:
-        server.start(timeout=START_TIMEOUT)
+    with offline_server(base) as server:
         yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def object_info(comfy) -> dict:
-    return comfy.get_json("/object_info")
 
 
 def workflow_prompt(**settings) -> dict:

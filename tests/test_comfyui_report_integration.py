@@ -24,10 +24,10 @@ from depthstyle.depthstyle_core.style_model import save_style_model
 
 from .comfyui_server import (
     REPO,
-    START_TIMEOUT,
     ComfyUIServer,
     message,
     offline_server,
+    pack_base,
     skip_unless_comfyui,
     ui_to_api,
 )
@@ -43,10 +43,7 @@ PANEL_HEIGHT = 256  # draw_structure_figure's default
 
 @pytest.fixture(scope="module")
 def comfy(tmp_path_factory) -> ComfyUIServer:
-    base = tmp_path_factory.mktemp("comfy_report_base")
-    (base / "custom_nodes").mkdir()
-    (base / "custom_nodes" / "depthstyle").symlink_to(REPO, target_is_directory=True)
-    (base / "input").mkdir()
+    base = pack_base(tmp_path_factory, "comfy_report_base")
     picture(*PHOTO_SIZE, seed=1).save(base / "input" / "example.png")
     picture(40, 40, seed=2).save(base / "input" / "style.png")
     models = base / "models" / "depthstyle"
@@ -54,12 +51,8 @@ def comfy(tmp_path_factory) -> ComfyUIServer:
     write_vgg_checkpoint(models / "vgg" / VGG16_HUB.local_filename)
     torch.manual_seed(0)
     save_style_model(models / "styles" / "my_style.safetensors", TransformerNet().eval())
-    server = offline_server(base)
-    try:
-        server.start(timeout=START_TIMEOUT)
+    with offline_server(base) as server:
         yield server
-    finally:
-        server.stop()
 
 
 def api_workflow() -> dict:

@@ -34,11 +34,11 @@ from depthstyle.trainers.state import load_train_state
 from .comfyui_server import (
     REPO,
     RUN_TIMEOUT,
-    START_TIMEOUT,
     ComfyUIServer,
     comfyui_python,
     message,
     offline_server,
+    pack_base,
     skip_unless_comfyui,
     ui_to_api,
 )
@@ -59,10 +59,7 @@ TINY = {"batch_size": 1, "image_size": CROP, "style_size": CROP}
 @pytest.fixture(scope="module")
 def comfy(tmp_path_factory) -> ComfyUIServer:
     """A ComfyUI with this pack, test pictures, a content folder, tiny depth and VGG-16 models."""
-    base = tmp_path_factory.mktemp("comfy_style_base")
-    (base / "custom_nodes").mkdir()
-    (base / "custom_nodes" / "depthstyle").symlink_to(REPO, target_is_directory=True)
-    (base / "input").mkdir()
+    base = pack_base(tmp_path_factory, "comfy_style_base")
     picture(*PHOTO_SIZE, seed=1).save(base / "input" / "example.png")
     picture(40, 40, seed=2).save(base / "input" / "style.png")
     for index, (name, size) in enumerate(CONTENT_SIZES.items()):
@@ -75,17 +72,8 @@ def comfy(tmp_path_factory) -> ComfyUIServer:
     write_vgg_checkpoint(models / "vgg" / VGG16_HUB.local_filename)
     save_style_model(models / "styles" / PRESET, TransformerNet().eval())
     (models / "styles" / "preset.state.safetensors").write_bytes(b"a resume file: never listed as a model")
-    server = offline_server(base)
-    try:
-        server.start(timeout=START_TIMEOUT)
+    with offline_server(base) as server:
         yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def object_info(comfy) -> dict:
-    return comfy.get_json("/object_info")
 
 
 def styles_dir(comfy: ComfyUIServer) -> Path:
