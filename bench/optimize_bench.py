@@ -7,7 +7,8 @@ depth loss at a 252 px shorter side), plus total variation. The reference is wri
 way: targets once, then forward, loss, backward, step, clamp. The networks have random weights and the
 real architectures (speed does not depend on the values). The two loops take turns (best of several),
 so a slow spell of the machine falls on both. Steps per second are timed from the end of the first
-step to the end of the last, i.e. without each loop's one-off set-up.
+step to the end of the last, i.e. without each loop's one-off set-up. On a CPU with native bf16 a second
+row runs ours with precision bf16 (opt-in on the CPU) against the same fp32 plain loop.
 
     python bench/optimize_bench.py                 # ratio, then the default run in a fresh process
     python bench/optimize_bench.py --quick         # tiny sizes, to check the script
@@ -32,6 +33,7 @@ from depthstyle.depthstyle_core.losses import gram_matrix, normalize_depth_ssi
 from depthstyle.depthstyle_core.models.depth_anything import DepthAnythingConfig
 from depthstyle.depthstyle_core.models.vgg import VGG16Features
 from depthstyle.trainers import OptimizeConfig, optimize_style
+from depthstyle.trainers.loss_networks import cpu_has_native_bf16
 from depthstyle.trainers.optimize_config import GATYS_CONTENT_LAYER, GATYS_STYLE_LAYERS
 
 RESULTS = Path(__file__).parent / "results"
@@ -78,13 +80,19 @@ def photo_and_style(size: int) -> tuple[torch.Tensor, torch.Tensor]:
     return images[:1], images[1:]
 
 
-def steps_per_second(quick: bool, repeats: int) -> dict:
-    """Steps per second of both loops at one scale, interleaved, best of ``repeats``."""
+def steps_per_second(quick: bool, repeats: int, precision: str) -> dict:
+    """Steps per second of both loops at one scale, interleaved, best of ``repeats``; ours in
+    ``precision``, the plain loop always in fp32."""
     size, steps, resolution = (64, 3, 56) if quick else (512, 6, 252)
     vgg, depth = networks(quick)
     content, style = photo_and_style(size)
     config = OptimizeConfig(
-        size=size, min_size=size, steps=steps, first_scale_steps=steps, depth_resolution=resolution
+        size=size,
+        min_size=size,
+        steps=steps,
+        first_scale_steps=steps,
+        depth_resolution=resolution,
+        precision=precision,
     )
     marks: dict[str, list[float]] = {"ours": [], "plain": []}
 
@@ -115,6 +123,7 @@ def steps_per_second(quick: bool, repeats: int) -> dict:
 
     best_seconds_interleaved({"ours": timed("ours", ours), "plain": timed("plain", plain)}, repeats)
     return {
+        "ours_precision": precision,
         "size": f"{size}x{size}",
         "steps_timed": steps - 1,
         "depth_resolution": resolution,
@@ -162,8 +171,11 @@ def main() -> None:
     if args.default_run_only:
         print(json.dumps(default_run(args.quick)))
         return
-    result = {**command_and_machine(), "speed": steps_per_second(args.quick, args.repeats)}
-    print("speed", result["speed"], flush=True)
+    precisions = ("fp32", "bf16") if cpu_has_native_bf16() else ("fp32",)
+    result = {**command_and_machine(), "speed": []}
+    for precision in precisions:
+        result["speed"].append(steps_per_second(args.quick, args.repeats, precision))
+        print("speed", result["speed"][-1], flush=True)
     # The default run in a fresh process, so that its peak memory is its own.
     child = [sys.executable, __file__, "--default-run-only", *(["--quick"] if args.quick else [])]
     done = subprocess.run(child, capture_output=True, text=True, check=True)

@@ -27,6 +27,7 @@ def _config(args: argparse.Namespace):
         seed=args.seed,
         strength=args.strength,
         preserve_color=args.preserve_color,
+        precision=args.precision,
     )
 
 

@@ -50,12 +50,28 @@ class DevicePrecision:
     memory_format: torch.memory_format
 
 
+def cpu_has_native_bf16() -> bool:
+    """True on a CPU whose oneDNN kernels compute in bf16 natively (AVX512-BF16 or AMX), where bf16
+    convolutions are faster than fp32 instead of emulated."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    try:
+        return bool(check()) if check is not None else False
+    except RuntimeError:
+        return False
+
+
 def device_precision(device: torch.device, precision: str) -> DevicePrecision:
     """``precision`` "auto": bf16 autocast and channels-last on a CUDA device that supports bf16, fp32
-    elsewhere; "fp32": never autocast; "bf16": refused off CUDA, where it would be slow or missing."""
+    elsewhere; "fp32": never autocast; "bf16": bf16 autocast on CUDA, or on a CPU with native bf16
+    (opt-in there: faster, less exact), refused where bf16 would be emulated."""
     cuda = device.type == "cuda"
     if precision == "bf16" and not cuda:
-        raise ValueError("bf16 needs a CUDA device; use precision 'fp32' or 'auto' on the CPU")
+        if device.type != "cpu" or not cpu_has_native_bf16():
+            raise ValueError(
+                "bf16 needs a CUDA device or a CPU with native bf16 (AVX512-BF16/AMX); use precision "
+                "'fp32' or 'auto' here"
+            )
+        return DevicePrecision(lambda: torch.autocast("cpu", dtype=torch.bfloat16), torch.contiguous_format)
     use_bf16 = cuda and precision != "fp32" and torch.cuda.is_bf16_supported()
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
     return DevicePrecision(autocast, torch.channels_last if cuda else torch.contiguous_format)

@@ -42,7 +42,8 @@ class OptimizeConfig:
     ``init``: start from the content, from uniform noise, or from their average ("blend").
     ``depth_resolution``: the shorter side the depth network sees (a multiple of 14), never more than
     the working image's own. ``precision``: "auto" is bf16 autocast for the networks on CUDA, fp32 on
-    the CPU. ``preview_every``: steps between preview images (0: only at the end of each scale).
+    the CPU; "bf16" also works on a CPU with native bf16 (AVX512-BF16/AMX), about 1.4x faster there.
+    ``preview_every``: steps between preview images (0: only at the end of each scale).
     ``strength`` and ``preserve_color`` act as in ``stylize``.
     """
 

@@ -61,15 +61,17 @@ def depth_resolution(working: tuple[int, int], limit: int) -> int:
 
 
 def _per_image_mse(a: Tensor, b: Tensor) -> Tensor:
-    return (a.float() - b.float()).pow(2).flatten(1).mean(dim=1)
+    """Mean squared difference per image ``[B]``; one fused kernel each way for a single image."""
+    a, b = a.float(), b.float()
+    if a.shape[0] == 1:
+        return F.mse_loss(a, b.expand_as(a)).reshape(1)
+    return F.mse_loss(a, b.expand_as(a), reduction="none").flatten(1).mean(dim=1)
 
 
 def total_variation_per_image(images: Tensor) -> Tensor:
     """Mean squared difference of neighbouring pixels, per image ``[B]``."""
     x = images.float()
-    dx = (x[..., :, 1:] - x[..., :, :-1]).pow(2).flatten(1).mean(dim=1)
-    dy = (x[..., 1:, :] - x[..., :-1, :]).pow(2).flatten(1).mean(dim=1)
-    return dx + dy
+    return _per_image_mse(x[..., :, 1:], x[..., :, :-1]) + _per_image_mse(x[..., 1:, :], x[..., :-1, :])
 
 
 @dataclass
@@ -144,7 +146,7 @@ class ScaleObjective:
             terms["content"] = _per_image_mse(features[config.content_layer], self.targets.content)
         if self.targets.grams:
             per_layer = [
-                _per_image_mse(gram_matrix(features[layer]), target.expand(images.shape[0], -1, -1))
+                _per_image_mse(gram_matrix(features[layer]), target)
                 for layer, target in self.targets.grams.items()
             ]
             terms["style"] = torch.stack(per_layer, dim=1)
