@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -97,11 +98,17 @@ def main() -> None:
             "--models",
             *(f"{m}.safetensors" for m in MODELS),
         ]
-        argv += ["--images", str(work / "photos"), "--style", str(work / style.name), "-o", str(out)]
+        # Relative paths from inside the scratch folder, so that the results name no folder of this machine.
+        argv += ["--images", "photos", "--style", style.name, "-o", "out"]
         argv += ["--depth-model", "random_tiny.safetensors", "--resolution", str(args.resolution)]
-        started = time.perf_counter()
-        code = depthstyle_main(argv)
-        seconds = time.perf_counter() - started
+        here = Path.cwd()
+        os.chdir(work)
+        try:
+            started = time.perf_counter()
+            code = depthstyle_main(argv)
+            seconds = time.perf_counter() - started
+        finally:
+            os.chdir(here)
         if code != 0:
             raise SystemExit(f"depthstyle compare exited with {code}")
         table = (out / "table.md").read_text()

@@ -160,6 +160,25 @@ def default_run(quick: bool) -> dict:
     }
 
 
+def to_markdown(result: dict) -> str:
+    """The result as a short Markdown page."""
+    lines = ["# Per-image optimisation on this machine", "", "```", result["command"], "```", ""]
+    lines += [f"torch {result['torch']}, Python {result['python']}, {result['threads']} threads.", ""]
+    lines += ["| ours | size | steps/s ours | steps/s plain (fp32) | ours / plain |", "|---|---|---|---|---|"]
+    for row in result["speed"]:
+        lines.append(
+            f"| {row['ours_precision']} | {row['size']} | {row['ours_steps_per_s']} | "
+            f"{row['plain_steps_per_s']} | **{row['ratio_ours_over_plain']}** |"
+        )
+    run = result["default_run"]
+    lines += [
+        "",
+        f"Default settings on a {run['photo']} photo ({run['steps']} steps over 5 scales, result "
+        f"{run['result']}): **{run['seconds']} s**, peak resident memory {run['peak_rss_gb']} GB.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -183,7 +202,8 @@ def main() -> None:
     print("default run", result["default_run"], flush=True)
     stem = RESULTS / f"optimize_cpu{'_quick' if args.quick else ''}"
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    print(f"written to {stem}.json")
+    stem.with_suffix(".md").write_text(to_markdown(result))
+    print(f"written to {stem}.json and .md")
 
 
 if __name__ == "__main__":
