@@ -122,6 +122,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--preserve-color", action="store_true", help="keep the photo's colours, take only the style's light"
     )
     parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="auto: bf16 on a GPU, fp32 on a CPU; bf16 also on a CPU with native bf16 (faster, less exact)",
+    )
+    parser.add_argument(
         "--depth-model",
         default="small",
         help="small (default), base, large or a path (also for --depth-mask)",
