@@ -2,6 +2,12 @@
 
 import pytest
 import torch
+from torch import nn
+
+from depthstyle.depthstyle_core.models.depth_anything import build_depth_anything
+from depthstyle.depthstyle_core.models.vgg import VGG16Features
+
+from .factories import random_depth_state_dict
 
 
 @pytest.fixture(scope="module")
@@ -17,3 +23,17 @@ def single_thread():
 def object_info(comfy) -> dict:
     """/object_info of the test module's ComfyUI (each integration module starts its own ``comfy``)."""
     return comfy.get_json("/object_info")
+
+
+@pytest.fixture(scope="module")
+def vgg() -> VGG16Features:
+    """VGG-16 features with PyTorch's random initialisation (seed 0): the real network, no download."""
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return VGG16Features()
+
+
+@pytest.fixture(scope="module")
+def depth_net() -> nn.Module:
+    """The tiny random-weight Depth Anything of tests/factories.py."""
+    return build_depth_anything(random_depth_state_dict(seed=1))

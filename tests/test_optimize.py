@@ -19,7 +19,6 @@ from depthstyle.depthstyle_core.errors import (
     OptimizationStopped,
 )
 from depthstyle.depthstyle_core.losses import depth_loss, gram_matrix
-from depthstyle.depthstyle_core.models.depth_anything import build_depth_anything
 from depthstyle.depthstyle_core.models.vgg import VGG16Features
 from depthstyle.depthstyle_core.stylize import blend_with_content, luminance
 from depthstyle.trainers import OptimizeConfig, optimize_style
@@ -28,23 +27,11 @@ from depthstyle.trainers.optimize_config import GATYS_STYLE_LAYERS
 from depthstyle.trainers.optimize_objective import ScaleObjective
 from depthstyle.trainers.optimize_plan import MIN_WORK_SIDE, output_size, plan_sizes
 
-from .factories import random_depth_state_dict, smooth_images
+from .factories import smooth_images
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 QUICK = {"size": 64, "min_size": 64, "steps": 15, "first_scale_steps": 15, "depth_resolution": 56}
-
-
-@pytest.fixture(scope="module")
-def vgg() -> VGG16Features:
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return VGG16Features()
-
-
-@pytest.fixture(scope="module")
-def depth_net() -> nn.Module:
-    return build_depth_anything(random_depth_state_dict(seed=1))
 
 
 @pytest.fixture(scope="module")

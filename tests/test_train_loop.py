@@ -19,7 +19,6 @@ from depthstyle.depthstyle_core.depth import depth_for_loss
 from depthstyle.depthstyle_core.errors import TrainingError
 from depthstyle.depthstyle_core.images import save_image
 from depthstyle.depthstyle_core.losses import LossWeights, depth_loss
-from depthstyle.depthstyle_core.models.depth_anything import build_depth_anything
 from depthstyle.depthstyle_core.models.transformer_net import TransformerNet
 from depthstyle.depthstyle_core.models.vgg import VGG16Features
 from depthstyle.depthstyle_core.style_model import load_style_model
@@ -30,21 +29,9 @@ from depthstyle.trainers.loss_curve import SERIES_COLOURS
 from depthstyle.trainers.objective import StyleObjective
 from depthstyle.trainers.paths import TrainPaths
 
-from .factories import random_depth_state_dict, smooth_images
+from .factories import smooth_images
 
 SMALL = {"batch_size": 2, "image_size": 32, "style_size": 48, "depth_resolution": 28, "preview_every": 0}
-
-
-@pytest.fixture(scope="module")
-def vgg() -> VGG16Features:
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        return VGG16Features()
-
-
-@pytest.fixture(scope="module")
-def depth_net() -> nn.Module:
-    return build_depth_anything(random_depth_state_dict(seed=1))
 
 
 @pytest.fixture(scope="module")
