@@ -137,7 +137,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="Stylise the photos with each style model and measure each result against its photo "
         "(depth agreement, edge F1, SSIM, and with --style the style distance). Writes table.md (one row per "
         "model), metrics.csv, summary.json, a figure per photo with the models side by side, and the "
-        "stylised images. Exit status 1 when files were skipped.",
+        "stylised images. Exit status 3 when files were skipped.",
     )
     parser.add_argument(
         "--models", nargs="+", required=True, help="style models: .safetensors paths or files in styles/"

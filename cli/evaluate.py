@@ -134,7 +134,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="Compare each stylised image with its photo: depth agreement through one depth network "
         "(scale-and-shift aligned AbsRel and delta<1.25, Spearman rho), edge F1, SSIM, and with --style the "
         "Gram-matrix style distance. Pairs by file stem: x.jpg with x.png, x_styled.png or x_optimized.png. "
-        "Writes metrics.csv, summary.json and a figure per pair. Exit status 1 when files were skipped.",
+        "Writes metrics.csv, summary.json and a figure per pair. Exit status 3 when files were skipped.",
     )
     parser.add_argument("--content", nargs="+", required=True, help="the photos: image files or folders")
     parser.add_argument("--stylized", nargs="+", required=True, help="the stylised images: files or folders")

@@ -33,7 +33,7 @@ def progress_line(step: int, total: int, speed: float | None, details: str = "")
     filled = int(BAR_WIDTH * step / max(total, 1))
     rate = f"{speed:.2f} it/s, {(total - step) / speed / 60:.1f} min left" if speed else "-- it/s"
     bar = "#" * filled + "." * (BAR_WIDTH - filled)
-    return f"\r[{bar}] {step}/{total} {rate} {details}".rstrip()
+    return f"[{bar}] {step}/{total} {rate} {details}".rstrip()
 
 
 class ConsoleProgress:
@@ -53,7 +53,7 @@ class ConsoleProgress:
         speed = self.speed(done)
         if self.enabled:
             line = progress_line(done, total, speed, self.details() if self.details else "")
-            print("\r" + self.label + line[1:], end="", file=sys.stderr, flush=True)
+            print(f"\r{self.label}{line}", end="", file=sys.stderr, flush=True)
 
     def end_line(self) -> None:
         """Finish the progress line so that the next message starts on its own line."""
