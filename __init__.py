@@ -19,6 +19,8 @@ _PUBLIC = {
     "load_vgg16": ".depthstyle_core.models.vgg",
     "load_style_model": ".depthstyle_core.style_model",
     "stylize": ".depthstyle_core.stylize",
+    "load_any_style_model": ".depthstyle_core.any_style.model_file",
+    "stylize_any": ".depthstyle_core.any_style.stylize",
     "TrainConfig": ".trainers",
     "train_style": ".trainers",
     "OptimizeConfig": ".trainers",

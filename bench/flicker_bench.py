@@ -1,4 +1,5 @@
-"""Flicker of stylised video: ``frames="independent"`` against ``frames="shared"`` on a synthetic camera pan.
+"""Flicker of stylised video: ``frames="independent"`` against ``frames="shared"`` on a synthetic camera pan,
+for a trained style network and for the built-in any-painting network.
 
 Frames are cut from one large photo, each shifted by a known number of pixels from the one before (a
 camera pan over a still scene), and stylised as one batch in each mode. Flicker is the mean absolute
@@ -7,9 +8,12 @@ lower is better; the input frames score exactly 0). What remains with shared sta
 border, where the network sees different surroundings.
 
 Without ``--photo`` the photo is synthetic (a colour pink-noise field with a few hard-edged shapes);
-without ``--model`` the style network has random weights that make it paint with full contrast.
+without ``--model`` the style network has random weights that make it paint with full contrast. The
+any-painting network uses its built-in weights and ``--style`` (default: the example painting in
+``shared/weights/microast/examples``).
 
 Run: python bench/flicker_bench.py [--frames 16] [--size 256] [--shift 16] [--photo P] [--model M.safetensors]
+                                   [--style PAINTING]
 """
 
 from __future__ import annotations
@@ -17,15 +21,20 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from depthstyle.depthstyle_core.models.transformer_net import TransformerNet
-from depthstyle.depthstyle_core.stylize import stylize
 
 RESULTS = Path(__file__).parent / "results"
+EXAMPLE_PAINTING = Path(__file__).resolve().parents[2] / "shared/weights/microast/examples/style_abstract.jpg"
+NETWORKS = {"trained": "trained style network", "any": "built-in any-painting network"}
+
+StylizeFrames = Callable[[torch.Tensor, str], torch.Tensor]
+"""``run(frames, mode)``: the frames stylised with ``frames=mode`` ("independent" or "shared")."""
 
 
 def synthetic_photo(height: int, width: int, seed: int = 0) -> torch.Tensor:
@@ -83,24 +92,41 @@ def random_style_net(seed: int = 0) -> TransformerNet:
     return net
 
 
-def measure(net: TransformerNet, frames: torch.Tensor, shift: int, chunk_size: int = 4) -> dict:
-    """Flicker of the frames themselves and of both stylisation modes, with their wall time."""
+def measure(run: StylizeFrames, frames: torch.Tensor, shift: int) -> dict:
+    """Flicker of the frames themselves and of both stylisation modes of ``run``, with their wall time."""
     result = {"input_flicker": flicker(frames, shift)}
     with torch.inference_mode():
         for mode in ("independent", "shared"):
             start = time.perf_counter()
-            styled = stylize(net, frames, frames=mode, chunk_size=chunk_size)
+            styled = run(frames, mode)
             result[f"{mode}_seconds"] = time.perf_counter() - start
             result[f"{mode}_flicker"] = flicker(styled, shift)
     result["independent_over_shared"] = result["independent_flicker"] / result["shared_flicker"]
     return result
 
 
+def stylizers(model: str | None, style: Path, chunk_size: int) -> dict[str, StylizeFrames]:
+    """The networks to compare, as ``run(frames, mode)``."""
+    from depthstyle.depthstyle_core.any_style.model_file import load_any_style_model
+    from depthstyle.depthstyle_core.any_style.stylize import stylize_any
+    from depthstyle.depthstyle_core.images import load_image
+    from depthstyle.depthstyle_core.style_model import load_style_model
+    from depthstyle.depthstyle_core.stylize import stylize
+
+    net = load_style_model(model)[0] if model else random_style_net()
+    any_model, painting = load_any_style_model(), load_image(style)
+    return {
+        "trained": lambda frames, mode: stylize(net, frames, frames=mode, chunk_size=chunk_size),
+        "any": lambda frames, mode: stylize_any(
+            any_model, frames, painting, frames=mode, chunk_size=chunk_size
+        ),
+    }
+
+
 def main() -> None:
     from common import command_and_machine
 
     from depthstyle.depthstyle_core.images import load_image
-    from depthstyle.depthstyle_core.style_model import load_style_model
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -111,13 +137,18 @@ def main() -> None:
     parser.add_argument("--chunk-size", type=int, default=4)
     parser.add_argument("--photo", help="an image at least size x (size + (frames-1) x shift)")
     parser.add_argument("--model", help="a style model (.safetensors); default: random weights")
+    parser.add_argument(
+        "--style", type=Path, default=EXAMPLE_PAINTING, help="painting for the any-painting net"
+    )
     parser.add_argument("--tag", default="cpu")
     args = parser.parse_args()
     width = args.size + (args.frames - 1) * args.shift
     photo = load_image(args.photo) if args.photo else synthetic_photo(args.size + 64, width + 64)
-    net = load_style_model(args.model)[0] if args.model else random_style_net()
     frames = pan_frames(photo, args.frames, args.size, args.shift)
-    result = measure(net, frames, args.shift, args.chunk_size)
+    results = {
+        name: measure(run, frames, args.shift)
+        for name, run in stylizers(args.model, args.style, args.chunk_size).items()
+    }
     report = {
         "benchmark": "flicker on a synthetic pan: mean |difference| of consecutive frames over the overlap",
         **command_and_machine(),
@@ -126,25 +157,35 @@ def main() -> None:
         "shift_px": args.shift,
         "photo": args.photo or "synthetic",
         "model": args.model or "random weights",
-        **result,
+        "style": args.style.name,
+        "networks": results,
     }
     lines = [
-        "# Flicker: independent vs shared instance-norm statistics",
+        "# Flicker: independent vs shared statistics",
         "",
         f"```\n{report['command']}\n```",
         "",
         f"{args.frames} frames of {args.size}x{args.size} px, pan {args.shift} px per frame, "
-        f"photo: {report['photo']}, style: {report['model']}, torch {report['torch']}, "
-        f"{report['threads']} threads.",
+        f"photo: {report['photo']}; trained network: {report['model']}; any-painting network: built-in "
+        f"weights with {report['style']}; torch {report['torch']}, {report['threads']} threads.",
         "",
-        "| frames | flicker (0..1, lower is better) | in 8-bit levels | seconds |",
-        "|---|---|---|---|",
-        f"| input | {result['input_flicker']:.5f} | {255 * result['input_flicker']:.2f} | |",
+        "| network | frames | flicker (0..1, lower is better) | in 8-bit levels | seconds |",
+        "|---|---|---|---|---|",
+        f"| | input | {results['trained']['input_flicker']:.5f} | "
+        f"{255 * results['trained']['input_flicker']:.2f} | |",
     ]
-    for mode in ("independent", "shared"):
-        value = result[f"{mode}_flicker"]
-        lines.append(f"| {mode} | {value:.5f} | {255 * value:.2f} | {result[f'{mode}_seconds']:.1f} |")
-    lines += ["", f"independent / shared = **{result['independent_over_shared']:.1f}x** less flicker."]
+    for name, result in results.items():
+        for mode in ("independent", "shared"):
+            value = result[f"{mode}_flicker"]
+            lines.append(
+                f"| {NETWORKS[name]} | {mode} | {value:.5f} | {255 * value:.2f} | "
+                f"{result[f'{mode}_seconds']:.1f} |"
+            )
+    lines.append("")
+    for name, result in results.items():
+        lines.append(
+            f"{NETWORKS[name]}: independent / shared = **{result['independent_over_shared']:.1f}x**."
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     stem = RESULTS / f"flicker_{args.tag}"
     stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")

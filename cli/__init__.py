@@ -18,22 +18,37 @@ from .common import EXIT_ERROR, default_models_dir
 COMMANDS = (depth, stylize, optimize, train, evaluate, compare, convert)
 
 
+def add_global_options(parser: argparse.ArgumentParser, *, after_command: bool = False) -> None:
+    """``--models-dir`` and ``--device``. They are accepted before the command (with their defaults)
+    and again after it, where they are only set when given, so either place works."""
+    hidden = {"default": argparse.SUPPRESS} if after_command else {}
+    parser.add_argument(
+        "--models-dir",
+        type=Path,
+        help="model folder with depth/, styles/ and vgg/ inside (default: ~/.cache/depthstyle/models)",
+        **(hidden or {"default": default_models_dir()}),
+    )
+    parser.add_argument(
+        "--device",
+        help="torch device: auto (default: CUDA, else Apple MPS, else Intel XPU, else the CPU), cpu, cuda, "
+        "cuda:1, mps, ...",
+        **(hidden or {"default": "auto"}),
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every sub-command registered."""
     parser = argparse.ArgumentParser(
         prog="depthstyle",
-        description="Depth-aware neural style transfer: depth maps, stylisation and style training.",
+        description="Depth-aware neural style transfer: depth maps, stylisation with any painting or a "
+        "trained style, style training.",
     )
-    parser.add_argument(
-        "--models-dir",
-        type=Path,
-        default=default_models_dir(),
-        help="model folder with depth/, styles/ and vgg/ inside (default: ~/.cache/depthstyle/models)",
-    )
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    add_global_options(parser)
     commands = parser.add_subparsers(title="commands", dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
         command.add_parser(commands)
+    for subparser in commands.choices.values():
+        add_global_options(subparser, after_command=True)
     return parser
 
 
@@ -43,7 +58,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
+        args.device = _chosen_device(args.device)
         return args.run(args)
     except DepthStyleError as exc:
         print(f"depthstyle {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+
+
+def _chosen_device(name: str) -> str:
+    """The device to run on; ``auto`` is resolved and the choice said on the console."""
+    from ..depthstyle_core.devices import AUTO, resolve_device
+
+    if name != AUTO:
+        return name
+    chosen = resolve_device(name)
+    print(f"depthstyle: running on {chosen} (--device auto)", file=sys.stderr)
+    return chosen

@@ -8,10 +8,14 @@ says what to do); 3 some inputs could not be read and were skipped, everything e
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 EXIT_OK = 0
@@ -102,3 +106,32 @@ class InputReader(Generic[Item, Loaded]):
             file=sys.stderr,
         )
         return EXIT_SKIPPED
+
+
+def same_size_frames(loaded: list[tuple[Path, torch.Tensor]]) -> tuple[list[Path], torch.Tensor]:
+    """The frames as one batch; frames of different sizes cannot share statistics."""
+    import torch
+
+    from ..depthstyle_core.errors import InputImageError
+
+    if not loaded:
+        raise InputImageError("none of the frames could be read")
+    first_path, first = loaded[0]
+    for path, image in loaded[1:]:
+        if image.shape != first.shape:
+            raise InputImageError(
+                f"--frames shared needs frames of one size: {first_path} is "
+                f"{first.shape[-1]}x{first.shape[-2]} but {path} is {image.shape[-1]}x{image.shape[-2]}"
+            )
+    return [path for path, _ in loaded], torch.cat([image for _, image in loaded])
+
+
+def fraction(text: str) -> float:
+    """A number from 0 to 1, for argparse."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return value

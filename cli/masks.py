@@ -82,12 +82,16 @@ def add_mask_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def mask_for(
-    args: argparse.Namespace, images: torch.Tensor, *, normalization: str = "per_image"
+    args: argparse.Namespace,
+    images: torch.Tensor,
+    *,
+    normalization: str = "per_image",
+    depth: torch.Tensor | None = None,
 ) -> torch.Tensor | None:
     """The mask ``[B,1,H,W]`` for ``images`` ``[B,3,H,W]`` that the options ask for; None without one.
 
     ``normalization`` is the depth normalisation for ``--depth-mask``: ``per_batch`` keeps the mask of
-    a video's frames steady.
+    a video's frames steady. ``depth`` (normalised as asked) saves estimating it again.
     """
     from ..depthstyle_core.masks import depth_to_mask, fit_mask, gaussian_blur, load_mask
 
@@ -101,11 +105,16 @@ def mask_for(
     from ..depthstyle_core.depth import estimate_depth
 
     near, far, softness = args.depth_mask
-    estimator = _depth_model(_depth_model_name(args), args.models_dir, args.device)
-    depth = estimate_depth(estimator, images, normalization=normalization)
+    if depth is None:
+        depth = estimate_depth(depth_model_for(args), images, normalization=normalization)
     return depth_to_mask(
         depth, near=near, far=far, softness=softness, feather=args.mask_feather, invert=args.invert_mask
     )
+
+
+def depth_model_for(args: argparse.Namespace) -> DepthEstimator:
+    """The command's ``--depth-model``, loaded once per run."""
+    return _depth_model(_depth_model_name(args), args.models_dir, args.device)
 
 
 def _depth_model_name(args: argparse.Namespace) -> str:
@@ -123,5 +132,5 @@ def _depth_model(name: str, models_dir: Path, device: str) -> DepthEstimator:
     from ..depthstyle_core.depth import load_depth_model
 
     estimator = load_depth_model(name, model_dirs=[Path(models_dir) / "depth"], device=device)
-    print(f"depth model for the mask: {estimator.name} (licence {estimator.licence})", file=sys.stderr)
+    print(f"depth model: {estimator.name} (licence {estimator.licence})", file=sys.stderr)
     return estimator

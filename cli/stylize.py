@@ -1,19 +1,28 @@
-"""``depthstyle stylize``: apply a trained style model to images or to the frames of a video."""
+"""``depthstyle stylize``: paint images or the frames of a video with any painting (``--style``, the
+built-in network, see :mod:`.stylize_any`) or with a trained style model (``--model``)."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from .common import InputReader, find_images
+from .common import EXIT_ERROR, InputReader, find_images, fraction, same_size_frames
 from .masks import add_mask_arguments, mask_for
-
-if TYPE_CHECKING:
-    import torch
+from .stylize_any import add_any_style_arguments, stylize_any_command, unused_any_style_options
 
 
 def _stylize_command(args: argparse.Namespace) -> int:
+    if args.style:
+        return stylize_any_command(args)
+    unused = unused_any_style_options(args)
+    if unused:
+        print(f"depthstyle stylize: error: {unused} work with --style only", file=sys.stderr)
+        return EXIT_ERROR
+    return _stylize_trained(args)
+
+
+def _stylize_trained(args: argparse.Namespace) -> int:
     import torch
 
     from ..depthstyle_core.images import load_image, save_image
@@ -34,7 +43,7 @@ def _stylize_command(args: argparse.Namespace) -> int:
     }
     with torch.inference_mode():
         if args.frames == "shared":
-            paths, frames = _same_size_frames(list(reader))
+            paths, frames = same_size_frames(list(reader))
             mask = mask_for(args, frames, normalization="per_batch")
             styled = stylize(net, frames, mask=mask, **settings)
             for path, image in zip(paths, styled, strict=True):
@@ -44,35 +53,6 @@ def _stylize_command(args: argparse.Namespace) -> int:
                 styled = stylize(net, image, mask=mask_for(args, image), **settings)
                 reader.done(path, save_image(styled, out_dir / f"{path.stem}_styled.png"))
     return reader.exit_status()
-
-
-def _same_size_frames(loaded: list[tuple[Path, torch.Tensor]]) -> tuple[list[Path], torch.Tensor]:
-    """The frames as one batch; frames of different sizes cannot share statistics."""
-    import torch
-
-    from ..depthstyle_core.errors import InputImageError
-
-    if not loaded:
-        raise InputImageError("none of the frames could be read")
-    first_path, first = loaded[0]
-    for path, image in loaded[1:]:
-        if image.shape != first.shape:
-            raise InputImageError(
-                f"--frames shared needs frames of one size: {first_path} is "
-                f"{first.shape[-1]}x{first.shape[-2]} but {path} is {image.shape[-1]}x{image.shape[-2]}"
-            )
-    return [path for path, _ in loaded], torch.cat([image for _, image in loaded])
-
-
-def _fraction(text: str) -> float:
-    """A number from 0 to 1, for argparse."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
-    return value
 
 
 def _scale(text: str) -> float:
@@ -91,16 +71,22 @@ def _scale(text: str) -> float:
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "stylize",
-        help="stylise images with a trained style model",
-        description="Stylise each image with a style model (.safetensors) at its full resolution.",
+        help="stylise images with any painting (--style) or a trained style model (--model)",
+        description="Stylise each image at its full resolution: with any painting in one pass of the "
+        "built-in network (--style; no download, depth-aware), or with a trained style model (--model).",
     )
     parser.add_argument("images", nargs="+", help="image files or folders")
-    parser.add_argument(
-        "--model", required=True, help="style model: a .safetensors path or a file in styles/"
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--style",
+        nargs="+",
+        metavar="PAINTING",
+        help="any painting(s): the built-in network paints with them at once; several are blended",
     )
+    source.add_argument("--model", help="a trained style model: a .safetensors path or a file in styles/")
     parser.add_argument("-o", "--output", required=True, help="output folder")
     parser.add_argument(
-        "--strength", type=_fraction, default=1.0, help="0 keeps the photo, 1 is the full style (default 1)"
+        "--strength", type=fraction, default=1.0, help="0 keeps the photo, 1 is the full style (default 1)"
     )
     parser.add_argument(
         "--preserve-color", action="store_true", help="keep the photo's colours, take only the style's light"
@@ -109,8 +95,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--scale",
         type=_scale,
         default=1.0,
-        help="brush size: the style is painted on the image resized by this factor and enlarged back "
-        "(bicubic); 0.5 paints strokes twice as large (default 1)",
+        help="--model only. Brush size: the style is painted on the image resized by this factor and "
+        "enlarged back (bicubic); 0.5 paints strokes twice as large (default 1)",
     )
     parser.add_argument(
         "--frames",
@@ -126,7 +112,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--depth-model",
         default="small",
-        help="depth model for --depth-mask: small (default), base, large or a .safetensors path",
+        help="depth model for --depth-preserve and --depth-mask: small (default), base, large or a "
+        ".safetensors path",
     )
+    add_any_style_arguments(parser)
     add_mask_arguments(parser)
     parser.set_defaults(run=_stylize_command)

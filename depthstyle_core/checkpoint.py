@@ -138,6 +138,10 @@ def describe_checkpoint(keys: Iterable[str]) -> str | None:
         return "Depth Anything V2 (Hugging Face layout)"
     if {"conv1.conv2d.weight", "deconv3.conv2d.weight"} <= names and has("res1."):
         return "style model (TransformerNet)"
+    if has("content_encoder.enc1.") and has("decoder.dec3."):
+        return "any-painting model (MicroAST)"
+    if has("enc1.0.conv_layer.") or has("dec3.10.conv_layer.") or has("weight1.0.conv_layer."):
+        return "one part of the authors' MicroAST weights (convert all four with `depthstyle convert`)"
     if has("ConvBlock.") and has("DeconvBlock."):
         return "fast-neural-style model in rrmina's layout (ConvBlock/DeconvBlock; DepthStyle cannot load it)"
     return _describe_vgg(names)

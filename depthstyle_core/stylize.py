@@ -25,7 +25,8 @@ from torch import Tensor
 
 from .images import to_rgb
 from .masks import apply_strength, fit_mask
-from .models.transformer_net import STRIDE, TransformerNet
+from .models.padding import STRIDE
+from .models.transformer_net import TransformerNet
 from .tiling import (
     DEFAULT_OVERLAP,
     MIN_TILE_MARGIN,

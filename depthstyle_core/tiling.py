@@ -21,12 +21,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
 from .errors import OperationCancelled
-from .models.transformer_net import RECEPTIVE_RADIUS, STRIDE, NormStats, TransformerNet, padded_size
+from .models.padding import STRIDE, padded_size
+from .models.transformer_net import RECEPTIVE_RADIUS, NormStats
 
 # torch >= 2.5 names it torch.OutOfMemoryError; earlier versions only torch.cuda.OutOfMemoryError
 OutOfMemoryError = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
@@ -39,6 +41,25 @@ ProgressCallback = Callable[[int, int, "Tensor | None"], None]
 StopCallback = Callable[[], bool]
 
 
+class TileableNet(Protocol):
+    """A network the tiler can drive: image in, image out, whose only whole-image quantities are the
+    statistics of its normalisation layers (TransformerNet's instance norms, MicroAST's AdaIN points).
+
+    ``variance_correction`` is the network's variance convention (0: population, 1: unbiased), so that
+    statistics merged from tiles equal the network's own.
+    """
+
+    variance_correction: int
+
+    def __call__(self, x: Tensor, stats: NormStats | None = None, *, pool_batch: bool = False) -> Tensor: ...
+
+    def norm_layers(self) -> list[str]: ...
+
+    def norm_stats(self, x: Tensor, pooled: bool = False) -> NormStats: ...
+
+    def norm_input(self, x: Tensor, layer: str, stats: NormStats | None = None) -> Tensor: ...
+
+
 def round_up(value: int, multiple: int) -> int:
     """``value`` rounded up to a multiple of ``multiple``."""
     return -(-value // multiple) * multiple
@@ -47,7 +68,7 @@ def round_up(value: int, multiple: int) -> int:
 class Runner:
     """Runs the network's passes in the requested precision (autocast on CUDA)."""
 
-    def __init__(self, net: TransformerNet, dtype: torch.dtype) -> None:
+    def __init__(self, net: TileableNet, dtype: torch.dtype) -> None:
         self.net = net
         self.dtype = dtype
 
@@ -177,6 +198,17 @@ class Progress:
     def _send(self, done: int, total: int, preview: Tensor | None) -> None:
         if self.on_progress is not None:
             self.on_progress(done, total, preview)
+
+
+def working_pixels(batch: int, pixels: float, tile: int, shared: bool, chunk: int) -> int:
+    """Pixels a network holds activations for at once: one chunk of images (or of tiles, with ``tile``),
+    or the whole batch when statistics shared over it take one pass. ``pixels`` per image at the
+    network's working size. Callers multiply by their network's bytes per pixel to free memory first."""
+    work = min(pixels, tile * tile) if tile else pixels
+    work *= min(batch, chunk)
+    if shared and batch > chunk:
+        work = max(work, min(batch * pixels, STATS_MAX_PIXELS))
+    return int(work)
 
 
 def free_cache() -> None:
@@ -312,7 +344,8 @@ def layerwise_norm_stats(
                         count = total
                     step(x.shape[0])
         shape = (1, -1, 1, 1) if pooled else (*mean.shape, 1, 1)
-        stats[layer] = (mean.float().view(shape), (m2 / count).float().view(shape))
+        var = m2 / (count - runner.net.variance_correction)
+        stats[layer] = (mean.float().view(shape), var.float().view(shape))
 
 
 def _kept(span: Span, all_spans: list[Span], factor: int) -> tuple[int, int]:
@@ -326,8 +359,8 @@ def _kept(span: Span, all_spans: list[Span], factor: int) -> tuple[int, int]:
 def _run_tiles(
     runner: Runner, x: Tensor, stats: NormStats, rows: list[Span], cols: list[Span], progress: Progress
 ) -> Tensor:
-    """Run each tile with the shared statistics and keep its inner part."""
-    out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
+    """Run each tile with the shared statistics and keep its inner part (RGB, whatever ``x`` carries)."""
+    out = torch.empty((x.shape[0], 3, *x.shape[2:]), dtype=torch.float32, device=x.device)
     for row in rows:
         for col in cols:
             tile = runner(x[..., row.start : row.end, col.start : col.end], stats)

@@ -23,12 +23,19 @@ from ..depthstyle_core.models.vgg import VGG16Features, load_vgg16
 DEPTH_FOLDER = "depthstyle_depth"
 STYLE_FOLDER = "depthstyle_styles"
 VGG_FOLDER = "depthstyle_vgg"
-MODEL_SUBFOLDERS = {DEPTH_FOLDER: "depth", STYLE_FOLDER: "styles", VGG_FOLDER: "vgg"}
+ANY_STYLE_FOLDER = "depthstyle_any_style"
+MODEL_SUBFOLDERS = {
+    DEPTH_FOLDER: "depth",
+    STYLE_FOLDER: "styles",
+    VGG_FOLDER: "vgg",
+    ANY_STYLE_FOLDER: "any_style",
+}
 MODEL_EXTENSIONS = frozenset({".safetensors"})
 
 
 def register_model_folders() -> None:
-    """Add ``<models_dir>/depthstyle/{depth,styles,vgg}`` under our folder keys and list only safetensors.
+    """Add ``<models_dir>/depthstyle/{depth,styles,vgg,any_style}`` under our folder keys and list only
+    safetensors.
 
     Only adds: folders the user registered for these keys in ``extra_model_paths.yaml`` (loaded before
     any pack) stay, and stay first, so they are searched first and downloads are pointed there.

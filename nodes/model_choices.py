@@ -43,3 +43,14 @@ def style_model_choices(local_files: Iterable[str]) -> list[str]:
     """
     styles = sorted({name for name in local_files if not name.endswith(STATE_SUFFIX)} - {HUB_STYLE_CHOICE})
     return [*styles, HUB_STYLE_CHOICE]
+
+
+# The any-painting node's choice for the weights that ship inside the package.
+BUILTIN_ANY_STYLE_MODEL = "MicroAST (built-in, MIT)"
+
+
+def any_style_model_choices(local_files: Iterable[str]) -> list[str]:
+    """The built-in network first (the default), then the any-painting model files sorted by name
+    (training-state files left out)."""
+    files = {name for name in local_files if not name.endswith(STATE_SUFFIX)} - {BUILTIN_ANY_STYLE_MODEL}
+    return [BUILTIN_ANY_STYLE_MODEL, *sorted(files)]

@@ -14,7 +14,7 @@ from ..depthstyle_core.images import comfy_to_bchw
 from ..depthstyle_core.models.transformer_net import TransformerNet
 from ..depthstyle_core.style_model import load_style_model
 from ..depthstyle_core.stylize import DEFAULT_OVERLAP, FRAMES, MAX_SCALE, MIN_TILE_MARGIN, PRECISIONS, stylize
-from ..depthstyle_core.tiling import STATS_MAX_PIXELS
+from ..depthstyle_core.tiling import working_pixels
 from .comfy_services import (
     STYLE_FOLDER,
     model_dirs,
@@ -240,15 +240,10 @@ class Stylize(io.ComfyNode):
 
 
 def _stylize_memory(content: torch.Tensor, tile_size: int, scale: float, frames: str) -> int:
-    """Bytes to free before stylising: activations of one chunk (or tile) of images at the working size,
-    or of the whole batch when shared statistics take one pass over it."""
+    """Bytes to free before stylising (see :func:`..depthstyle_core.tiling.working_pixels`)."""
     batch, _, height, width = content.shape
-    pixels = height * width * scale * scale
-    work = min(pixels, tile_size * tile_size) if tile_size else pixels
-    work *= min(batch, CHUNK)
-    if frames == "shared" and batch > CHUNK:
-        work = max(work, min(batch * pixels, STATS_MAX_PIXELS))
-    return int(work * BYTES_PER_PIXEL)
+    pixels = working_pixels(batch, height * width * scale * scale, tile_size, frames == "shared", CHUNK)
+    return pixels * BYTES_PER_PIXEL
 
 
 STYLIZE_NODES: list[type[io.ComfyNode]] = [StyleModelLoader, Stylize]

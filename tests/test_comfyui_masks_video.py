@@ -1,5 +1,5 @@
-"""Depth masks and video inside a real ComfyUI: the DepthToMask node, Stylize's mask/scale/frames inputs, and
-the depth_masked_stylize and video_stylize workflows (the latter with ComfyUI's own video nodes).
+"""Depth masks inside a real ComfyUI: the DepthToMask node, Stylize's mask/scale/frames inputs, and the
+depth_masked_stylize workflow (the video workflow is tested with the any-painting node it uses).
 
 Set COMFYUI_DIR to a ComfyUI checkout. As in the other integration modules this checkout is linked into a
 temporary custom_nodes folder and ComfyUI runs on the CPU, offline, with tiny random-weight models. Each
@@ -8,15 +8,11 @@ workflow's result is compared with the library run in this process on the same i
 
 from __future__ import annotations
 
-import io
 import json
-from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from depthstyle.depthstyle_core.depth import DEPTH_MODELS, estimate_depth, load_depth_model
@@ -24,6 +20,7 @@ from depthstyle.depthstyle_core.masks import depth_to_mask
 from depthstyle.depthstyle_core.style_model import load_style_model, save_style_model
 from depthstyle.depthstyle_core.stylize import stylize
 
+from .comfyui_media import shown_image, succeeded
 from .comfyui_server import REPO, ComfyUIServer, offline_server, pack_base, skip_unless_comfyui, ui_to_api
 from .factories import write_depth_checkpoint
 from .style_helpers import lively_net, textured_images
@@ -33,35 +30,6 @@ skip_unless_comfyui(__name__)
 
 MASK_NODE, STYLIZE = "DepthStyle_DepthToMask", "DepthStyle_Stylize"
 PHOTO_SIZE = (97, 61)  # odd sides: the outputs must come back at exactly this size
-CLIP = {"frames": 8, "width": 64, "height": 48, "fps": 8, "shift": 4}
-
-
-def write_clip(path: Path) -> None:
-    """A short H.264 clip of a camera pan over one picture (PyAV, which ComfyUI requires)."""
-    import av
-
-    frames, width, height, shift = CLIP["frames"], CLIP["width"], CLIP["height"], CLIP["shift"]
-    picture = textured_images(1, height, width + (frames - 1) * shift, seed=21)[0].permute(1, 2, 0)
-    picture = (picture.numpy() * 255).round().astype(np.uint8)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=CLIP["fps"])
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for k in range(frames):
-            crop = np.ascontiguousarray(picture[:, k * shift : k * shift + width])
-            for packet in stream.encode(av.VideoFrame.from_ndarray(crop, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-
-
-def decode(path: Path) -> tuple[torch.Tensor, Fraction]:
-    """Frames ``[N,3,H,W]`` in 0..1 and the frame rate, decoded as ComfyUI's video loader does."""
-    import av
-
-    with av.open(str(path)) as container:
-        frames = [torch.from_numpy(f.to_ndarray(format="rgb24")) / 255.0 for f in container.decode(video=0)]
-        rate = Fraction(container.streams.video[0].average_rate)
-    return torch.stack(frames).permute(0, 3, 1, 2), rate
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +38,6 @@ def comfy(tmp_path_factory) -> ComfyUIServer:
     width, height = PHOTO_SIZE
     photo = textured_images(1, height, width, seed=20)[0].permute(1, 2, 0).numpy()
     Image.fromarray((photo * 255).round().astype(np.uint8)).save(base / "input" / "example.png")
-    write_clip(base / "input" / "clip.mp4")
     models = base / "models" / "depthstyle"
     write_depth_checkpoint(models / "depth" / DEPTH_MODELS["small"].hub_file.local_filename, seed=6)
     save_style_model(models / "styles" / "my_style.safetensors", lively_net(seed=4))
@@ -88,17 +55,6 @@ def models(comfy):
 
 def api_workflow(name: str) -> dict:
     return json.loads((REPO / "tests" / "workflows" / f"{name}_api.json").read_text())
-
-
-def succeeded(entry: dict) -> dict:
-    assert entry["status"]["status_str"] == "success", entry["status"]
-    return entry
-
-
-def shown_image(comfy: ComfyUIServer, entry: dict, node_id: str) -> torch.Tensor:
-    (image,) = entry["outputs"][node_id]["images"]
-    array = np.asarray(Image.open(io.BytesIO(comfy.view(image))).convert("RGB"))
-    return torch.from_numpy(array.copy()).permute(2, 0, 1).float() / 255.0
 
 
 # --- schemas and workflow files ----------------------------------------------------------------------
@@ -127,7 +83,7 @@ def test_depth_to_mask_and_the_new_stylize_inputs_are_registered(object_info, co
     assert optional["mask"][0] == "MASK"
 
 
-@pytest.mark.parametrize("name", ["depth_masked_stylize", "video_stylize"])
+@pytest.mark.parametrize("name", ["depth_masked_stylize"])
 def test_ui_workflows_are_served_as_templates_and_match_their_api_twins(comfy, object_info, name):
     assert name in comfy.get_json("/workflow_templates").get("depthstyle", [])
     workflow = comfy.get_json(f"/api/workflow_templates/depthstyle/{name}.json")
@@ -173,27 +129,3 @@ def test_where_the_depth_mask_is_zero_comfyui_returns_the_photo_exactly(comfy, m
     assert keep.float().mean() > 0.3 and paint.float().mean() > 0.3
     assert torch.equal(result[:, keep], photo[0][:, keep]), "the near part is the photo, unchanged"
     assert (result[:, paint] - photo[0][:, paint]).abs().mean() > 0.05, "the far part is stylised"
-
-
-def test_video_workflow_writes_a_stylised_clip_with_the_frame_rate_and_size(comfy, models):
-    entry = succeeded(comfy.run(api_workflow("video_stylize")))
-    (saved,) = entry["outputs"]["10"]["images"]
-    path = comfy.base_dir / "output" / saved["subfolder"] / saved["filename"]
-    assert path.suffix == ".mp4" and saved["subfolder"] == "video"
-    frames, rate = decode(path)
-    assert frames.shape == (CLIP["frames"], 3, CLIP["height"], CLIP["width"])
-    assert rate == CLIP["fps"]
-    source, _ = decode(comfy.base_dir / "input" / "clip.mp4")
-    depth_model, net = models
-    with torch.inference_mode():
-        depth = estimate_depth(depth_model, source, normalization="per_batch")
-        mask = depth_to_mask(depth, near=0.5, far=0.0, softness=0.15, feather=4)
-        expected = stylize(net, source, mask=mask, frames="shared")
-        independent = stylize(net, source, mask=mask)
-    assert (frames - source).abs().mean() > 0.03, "the clip was stylised"
-    # H.264 drops much of the random network's fine texture but keeps the picture over 8 x 8 blocks,
-    # where shared and independent statistics differ clearly
-    blocks = [F.avg_pool2d(t, 8) for t in (frames, expected, independent)]
-    error = (blocks[0] - blocks[1]).abs().mean()
-    assert error < 0.015, "the saved clip is the shared-statistics result (up to video compression)"
-    assert error < (blocks[0] - blocks[2]).abs().mean() / 3, "and far from the independent result"

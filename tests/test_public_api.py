@@ -9,6 +9,8 @@ import pytest
 
 import depthstyle
 from depthstyle.depthstyle_core import depth, images, style_model, stylize
+from depthstyle.depthstyle_core.any_style import model_file
+from depthstyle.depthstyle_core.any_style import stylize as any_stylize
 from depthstyle.depthstyle_core.models import vgg
 from depthstyle.trainers import OptimizeConfig, TrainConfig, optimize_style, train_style
 
@@ -20,6 +22,8 @@ PUBLIC = {
     "load_vgg16": vgg.load_vgg16,
     "load_style_model": style_model.load_style_model,
     "stylize": stylize.stylize,
+    "load_any_style_model": model_file.load_any_style_model,
+    "stylize_any": any_stylize.stylize_any,
     "TrainConfig": TrainConfig,
     "train_style": train_style,
     "OptimizeConfig": OptimizeConfig,

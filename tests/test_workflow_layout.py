@@ -16,6 +16,7 @@ from .comfyui_server import REPO
 TITLE_AND_BADGE = 30 + 26  # title bar height, plus the "depthstyle" badge above a pack node's title
 PREVIEW_GROWTH = {
     "DepthStyle_Stylize": 200,
+    "DepthStyle_StylizeAnyPainting": 200,
     "DepthStyle_TrainStyle": 70,
     "DepthStyle_OptimizeStyle": 166,
 }  # measured after a run
@@ -39,6 +40,7 @@ def test_every_workflow_is_checked():
         "video_stylize",
         "stylize_with_depth_preview",
         "optimize_with_depth",
+        "stylize_any_painting",
     } <= names
 
 

@@ -28,14 +28,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import CheckpointError
+from .padding import pad_to_valid
 
 ARCHITECTURE = "TransformerNet"
 NORMS = ("instance", "batch")
 UPSAMPLES = ("nearest", "transposed")
 OUTPUTS = ("linear", "tanh")
 
-STRIDE = 4  # two stride-2 convolutions: tiles must start on multiples of this to keep the pixel grids aligned
-MIN_SIDE = 8  # smallest padded side for which every reflection pad inside the net is valid
 RECEPTIVE_RADIUS = 60  # output pixels depend on input pixels at most this far away (see tests)
 TANH_SCALE = 150.0  # Johnson's -tanh_constant
 CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)  # the VGG mean the Lua output is centred on (0..255)
@@ -214,23 +213,6 @@ class ResidualBlock(nn.Module):
         return norm_fn(f"{prefix}.in2", self.in2, self.conv2(h)) + x
 
 
-def padded_size(length: int) -> int:
-    """The side the network works at internally: a multiple of STRIDE, at least MIN_SIDE."""
-    return max(MIN_SIDE, -(-length // STRIDE) * STRIDE)
-
-
-def pad_to_valid(x: Tensor) -> Tensor:
-    """Pad right/bottom to :func:`padded_size` (reflect; replicate where the image is too small)."""
-    height, width = x.shape[-2:]
-    pad_h = padded_size(height) - height
-    pad_w = padded_size(width) - width
-    if pad_w:
-        x = F.pad(x, (0, pad_w, 0, 0), mode="reflect" if pad_w < width else "replicate")
-    if pad_h:
-        x = F.pad(x, (0, 0, 0, pad_h), mode="reflect" if pad_h < height else "replicate")
-    return x
-
-
 class TransformerNet(nn.Module):
     """Image transformation network: ``[B,3,H,W]`` in 0..1 -> stylised ``[B,3,H,W]`` in about 0..1.
 
@@ -238,6 +220,8 @@ class TransformerNet(nn.Module):
     multiple of 4 (at least 8) and the output cropped back. The output is not clamped (training needs
     the unclamped values); :func:`depthstyle_core.stylize.stylize` clamps.
     """
+
+    variance_correction = 0  # instance norm's population variance (for statistics merged from tiles)
 
     def __init__(self, config: TransformerNetConfig | None = None) -> None:
         super().__init__()

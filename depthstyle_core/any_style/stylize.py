@@ -1,0 +1,263 @@
+"""Stylise photos with any painting in one forward pass of the built-in network (MicroAST).
+
+The painting (or a blend of several) is turned into the decoder's signals once; each photo then takes
+one pass. Strength, masks and depth act through the signals and a final pixel blend (:mod:`.strength`).
+Huge photos are tiled and video frames share statistics exactly as with a trained style network
+(:mod:`..tiling`, :mod:`.styled_pass`): tiled equals whole, and ``frames="shared"`` pools the content
+statistics at both AdaIN points over the whole batch, so a clip does not flicker.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+from ..errors import InputImageError
+from ..images import to_rgb
+from ..models.microast import MicroAST, StyleSignals
+from ..models.padding import STRIDE
+from ..stylize import FRAMES, PRECISIONS, blend_with_content, resize_images
+from ..tiling import (
+    DEFAULT_OVERLAP,
+    MIN_TILE_MARGIN,
+    Progress,
+    ProgressCallback,
+    Runner,
+    StopCallback,
+    TilePlan,
+    shared_norm_stats,
+    stylize_chunk,
+)
+from .strength import check_fraction, pixel_amount, signal_amount, strength_map
+from .styled_pass import StyledPass
+
+DEFAULT_STYLE_SIZE = 512
+SMALLEST_TILE = DEFAULT_OVERLAP + MIN_TILE_MARGIN  # a tile must be larger than the overlap it loses
+
+Paintings = Tensor | Sequence[Tensor]
+
+
+def stylize_any(
+    model: MicroAST,
+    photo: Tensor,
+    style: Paintings,
+    *,
+    strength: float = 1.0,
+    mask: Tensor | None = None,
+    depth: Tensor | None = None,
+    depth_preserve: float = 0.0,
+    style_size: int = DEFAULT_STYLE_SIZE,
+    style_weights: Sequence[float] | None = None,
+    preserve_color: bool = False,
+    frames: str = "independent",
+    tile: int = 0,
+    chunk_size: int = 4,
+    precision: str = "fp32",
+    device: torch.device | str | None = None,
+    on_progress: ProgressCallback | None = None,
+    should_stop: StopCallback | None = None,
+) -> Tensor:
+    """Paint ``[B,C,H,W]`` 0..1 photos (C = 1..4) in the style of ``style`` -> ``[B,3,H,W]`` float32 0..1
+    at the photos' exact size, on the photos' device.
+
+    ``style``: one painting ``[1,C,h,w]``, a batch, or a list of paintings of any sizes; several are
+    blended by ``style_weights`` (their signals, not their pictures; default equal shares). Each is
+    resized to ``style_size`` on its long side first (0 keeps its size). ``strength`` (0 = the photo
+    exactly, 1 = the network's full result), ``mask`` (1 = full style, 0 = the photo exactly) and
+    ``depth`` (``[B,1,H,W]`` normalised, near = 1) with ``depth_preserve`` (how much of the photo the
+    nearest things keep) make a per-pixel strength, see :mod:`.strength`. ``preserve_color`` keeps the
+    photo's colours. ``frames="shared"``: the batch is a video, one look for every frame. ``tile`` > 0
+    runs tiles of that side (same result, bounded memory); 0 runs whole images and tiles only after a
+    CUDA out-of-memory error. ``precision`` fp16/bf16 applies on CUDA only. ``on_progress(done, total,
+    preview)`` and ``should_stop()`` work as in :func:`..stylize.stylize`.
+    """
+    _validate(strength, depth_preserve, style_size, frames, tile, chunk_size, precision)
+    content = _checked_photos(photo)
+    batch, _, height, width = content.shape
+    amount = strength_map(
+        strength, batch, height, width, mask=mask, depth=_depth_plane(depth), depth_preserve=depth_preserve
+    )
+    if strength == 0 or (amount is not None and not bool(amount.any())):
+        return content.clone()
+    run_device = torch.device(device) if device is not None else next(model.parameters()).device
+    net = model if next(model.parameters()).device == run_device else copy.deepcopy(model).to(run_device)
+    dtype = PRECISIONS[precision] if run_device.type == "cuda" else torch.float32
+    shared = frames == "shared"
+    was_training = net.training
+    net.train(False)
+    try:
+        with torch.no_grad():
+            painting = blend_signals(net, _checked_paintings(style), style_weights, style_size, run_device)
+            own = None
+            if amount is not None or strength < 1:
+                own = own_signals(net, content, style_size or DEFAULT_STYLE_SIZE, run_device, chunk_size)
+                own = own.map(lambda t: t.mean(dim=0, keepdim=True)) if shared else own
+            uniform = None if amount is not None or own is None else float(signal_amount(strength))
+
+            def network_pass(start: int) -> StyledPass:
+                part = slice(start, start + chunk_size)
+                signals = own if shared or own is None else own.select(part)
+                return StyledPass(net, painting, signals, uniform)
+
+            def network_input(start: int) -> Tensor:
+                chunk = content[start : start + chunk_size]
+                if amount is not None:
+                    chunk = torch.cat([chunk, amount[start : start + chunk_size]], dim=1)
+                return chunk.to(run_device)
+
+            plan = TilePlan(tile // STRIDE * STRIDE, DEFAULT_OVERLAP)
+            progress = Progress(batch, on_progress, should_stop)
+            starts = range(0, batch, chunk_size)
+            stats = None
+            if shared and batch > chunk_size:  # one chunk is the whole batch: it pools over itself
+                runner = Runner(network_pass(0), dtype)
+                size = (height, width)
+                stats = shared_norm_stats(
+                    runner, lambda: map(network_input, starts), batch, size, plan, progress
+                )
+            out = torch.empty_like(content)
+            for start in starts:
+                progress.check_stop()
+                x = network_input(start)
+                runner = Runner(network_pass(start), dtype)
+                styled = stylize_chunk(runner, x, plan, progress, pool=shared, stats=stats).clamp_(0, 1)
+                end = start + x.shape[0]
+                chunk = content[start:end].to(run_device)
+                if amount is None:
+                    blend = {"strength": float(pixel_amount(strength))}
+                else:
+                    blend = {"mask": pixel_amount(amount[start:end]).to(run_device)}
+                out[start:end] = blend_with_content(chunk, styled, preserve_color=preserve_color, **blend).to(
+                    out.device
+                )
+                progress.chunk_done(out[start].cpu())
+            return out
+    finally:
+        net.train(was_training)
+
+
+def _validate(
+    strength: float,
+    depth_preserve: float,
+    style_size: int,
+    frames: str,
+    tile: int,
+    chunk_size: int,
+    precision: str,
+) -> None:
+    check_fraction("strength", strength)
+    check_fraction("depth_preserve", depth_preserve)
+    if style_size < 0:
+        raise ValueError(
+            f"style_size must be 0 (keep the painting's size) or a number of pixels, got {style_size}"
+        )
+    if frames not in FRAMES:
+        raise ValueError(f"frames must be one of {FRAMES}, got {frames!r}")
+    if tile and tile < SMALLEST_TILE:
+        raise ValueError(f"tile must be 0 (whole images) or at least {SMALLEST_TILE} pixels, got {tile}")
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
+
+
+def _checked_photos(photo: Tensor) -> Tensor:
+    content = to_rgb(photo).float()
+    if content.shape[0] == 0 or content.shape[-1] == 0 or content.shape[-2] == 0:
+        raise InputImageError(f"no photo to stylise: got an empty batch of shape {tuple(photo.shape)}")
+    if not bool(torch.isfinite(content).all()):
+        raise InputImageError("the photo contains NaN or infinite values; give an image with values 0..1")
+    return content
+
+
+def _checked_paintings(style: Paintings) -> list[Tensor]:
+    """Each painting as ``[1,3,h,w]`` float32."""
+    if isinstance(style, Tensor):
+        style = [style] if style.ndim == 3 else list(style.unbind(0)) if style.ndim == 4 else [style]
+    paintings = []
+    for index, painting in enumerate(style):
+        if not isinstance(painting, Tensor) or painting.ndim not in (3, 4):
+            shape = tuple(painting.shape) if isinstance(painting, Tensor) else type(painting).__name__
+            raise InputImageError(
+                f"painting {index + 1} must be an image tensor [C,H,W] or [1,C,H,W], got {shape}"
+            )
+        rgb = to_rgb(painting if painting.ndim == 4 else painting.unsqueeze(0)).float()
+        if rgb.shape[0] != 1 or rgb.shape[-1] == 0 or rgb.shape[-2] == 0:
+            raise InputImageError(
+                f"painting {index + 1} is empty or not a single image: {tuple(painting.shape)}"
+            )
+        if not bool(torch.isfinite(rgb).all()):
+            raise InputImageError(f"painting {index + 1} contains NaN or infinite values")
+        paintings.append(rgb)
+    if not paintings:
+        raise InputImageError("no painting given: pass at least one style image")
+    return paintings
+
+
+def _depth_plane(depth: Tensor | None) -> Tensor | None:
+    """Depth as one channel: a 3-channel depth image (ComfyUI's) is averaged."""
+    if depth is None or depth.ndim != 4 or depth.shape[1] == 1:
+        return depth
+    return depth.float().mean(dim=1, keepdim=True)
+
+
+def long_side_size(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """``(h, w)`` resized so that the longer side is ``long_side`` (0: unchanged), aspect kept."""
+    if long_side == 0:
+        return height, width
+    scale = long_side / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def painting_signals(
+    model: MicroAST, painting: Tensor, style_size: int, device: torch.device
+) -> StyleSignals:
+    """One painting's signals, the painting resized to ``style_size`` on its long side."""
+    size = long_side_size(*painting.shape[-2:], style_size)
+    return model.style_signals(resize_images(painting.to(device), size).clamp(0, 1))
+
+
+def blend_signals(
+    model: MicroAST,
+    paintings: list[Tensor],
+    weights: Sequence[float] | None,
+    style_size: int,
+    device: torch.device,
+) -> StyleSignals:
+    """The paintings' signals blended by ``weights`` (normalised to sum 1; default equal)."""
+    shares = _shares(weights, len(paintings))
+    signals = [
+        painting_signals(model, p, style_size, device)
+        for p, share in zip(paintings, shares, strict=True)
+        if share
+    ]
+    kept = [share for share in shares if share]
+    return signals[0].map(lambda *values: sum(s * v for s, v in zip(kept, values, strict=True)), *signals[1:])
+
+
+def _shares(weights: Sequence[float] | None, count: int) -> list[float]:
+    if weights is None:
+        return [1.0 / count] * count
+    weights = [float(w) for w in weights]
+    if len(weights) != count:
+        raise ValueError(
+            f"got {len(weights)} style weights for {count} paintings: give one weight per painting"
+        )
+    if any(not w >= 0 or w == float("inf") for w in weights) or sum(weights) <= 0:
+        raise ValueError(f"style weights must be finite, 0 or more, and not all 0; got {weights}")
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def own_signals(
+    model: MicroAST, content: Tensor, style_size: int, device: torch.device, chunk_size: int
+) -> StyleSignals:
+    """Each photo's own signals ``[B,...]``, the photo seen at the paintings' working size."""
+    parts = [
+        painting_signals(model, content[start : start + chunk_size], style_size, device)
+        for start in range(0, content.shape[0], chunk_size)
+    ]
+    return parts[0].map(lambda *values: torch.cat(values), *parts[1:])

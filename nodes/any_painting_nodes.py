@@ -1,0 +1,193 @@
+"""Any-painting node: stylise with any painting in one pass of the built-in network, no download.
+
+Node ids, input names and combo values are permanent once released: saved workflows refer to them.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+
+import torch
+from comfy_api.v0_0_2 import io
+
+from ..depthstyle_core.any_style.model_file import load_any_style_model
+from ..depthstyle_core.any_style.stylize import DEFAULT_STYLE_SIZE, SMALLEST_TILE, stylize_any
+from ..depthstyle_core.depth import DepthEstimator, estimate_depth
+from ..depthstyle_core.images import comfy_to_bchw
+from ..depthstyle_core.models.microast import MicroAST
+from ..depthstyle_core.stylize import FRAMES, PRECISIONS
+from ..depthstyle_core.tiling import working_pixels
+from .comfy_services import (
+    ANY_STYLE_FOLDER,
+    model_file_path,
+    model_files,
+    on_compute_device,
+    progress_callback,
+    should_stop,
+    to_comfy_image,
+)
+from .model_choices import BUILTIN_ANY_STYLE_MODEL, any_style_model_choices
+from .types import DepthModelType
+
+DEFAULT_DEPTH_PRESERVE = 0.5
+BYTES_PER_PIXEL = 400  # MicroAST activations per input pixel in fp32 (16 channels at full size), headroom
+CHUNK = 4  # images stylize_any runs at once (its default chunk_size)
+
+
+class StylizeAnyPainting(io.ComfyNode):
+    """Paints images in the style of any painting in one forward pass (MicroAST), depth-aware."""
+
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        choices = any_style_model_choices(model_files(ANY_STYLE_FOLDER))
+        return io.Schema(
+            node_id="DepthStyle_StylizeAnyPainting",
+            display_name="DepthStyle Stylize Any Painting (instant)",
+            category="DepthStyle/style",
+            description=(
+                "Paints each image in the style of any painting in one pass of a small network that ships "
+                "with DepthStyle (MicroAST, Wang et al., AAAI 2023; MIT licence): no training, no download. "
+                "Connect a depth model and near things keep more of the photo (depth_preserve). Any size; "
+                "huge images can be tiled with the same result."
+            ),
+            inputs=[
+                io.Image.Input("image", tooltip="The photos (or video frames) to paint."),
+                io.Image.Input(
+                    "style_image",
+                    tooltip="The painting, any size. A batch of several paintings blends their styles in "
+                    "equal shares.",
+                ),
+                DepthModelType.Input(
+                    "depth_model",
+                    optional=True,
+                    tooltip="Connect a depth model to make the style depth-aware: near things keep more of "
+                    "the photo (see depth_preserve). Without it depth_preserve is ignored.",
+                ),
+                io.Mask.Input(
+                    "mask",
+                    optional=True,
+                    tooltip="Where to stylise: 1 (white) = full style, 0 = the photo unchanged, in between "
+                    "= partly. One mask for every image or one per image; resized if its size differs. "
+                    "DepthStyle Depth To Mask makes one from depth.",
+                ),
+                io.Float.Input(
+                    "strength",
+                    default=1.0,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="0 = the photo, 1 = the network's full result. In between the painting's "
+                    "colours and brushwork come in steadily (not a cross-fade of two pictures).",
+                ),
+                io.Float.Input(
+                    "depth_preserve",
+                    default=DEFAULT_DEPTH_PRESERVE,
+                    min=0.0,
+                    max=1.0,
+                    step=0.05,
+                    tooltip="With a depth model: how much of the photo the nearest things keep (0 = none, "
+                    "1 = the nearest things stay the photo). Far things always take the full style.",
+                ),
+                io.Int.Input(
+                    "style_size",
+                    default=DEFAULT_STYLE_SIZE,
+                    min=0,
+                    max=4096,
+                    step=8,
+                    tooltip="The painting's long side in pixels before the network reads it; larger gives "
+                    "finer brushwork. 0 keeps the painting's own size.",
+                ),
+                io.Boolean.Input(
+                    "preserve_color",
+                    default=False,
+                    tooltip="Keep the photo's colours and take only the brightness pattern from the style.",
+                ),
+                io.Combo.Input(
+                    "frames",
+                    options=list(FRAMES),
+                    default="independent",
+                    tooltip="independent: each image gets its own look (still images). shared: every frame "
+                    "of the batch is normalised with statistics of the whole batch (video, no flicker).",
+                ),
+                io.Int.Input(
+                    "tile",
+                    default=0,
+                    min=0,
+                    max=16384,
+                    step=8,
+                    tooltip="0: whole images, split into tiles only if the GPU runs out of memory. Otherwise "
+                    f"the tile side in pixels (at least {SMALLEST_TILE}): the same result with bounded "
+                    "memory, for very large images.",
+                ),
+                io.Combo.Input(
+                    "model",
+                    options=choices,
+                    default=BUILTIN_ANY_STYLE_MODEL,
+                    optional=True,
+                    tooltip="The built-in network, or a model file of the same architecture from "
+                    "models/depthstyle/any_style (for example a fine-tuned one).",
+                ),
+                io.Combo.Input(
+                    "precision",
+                    options=list(PRECISIONS),
+                    default="fp32",
+                    optional=True,
+                    tooltip="fp16/bf16 are faster on a GPU (a tile that overflows is redone in fp32). The "
+                    "CPU always uses fp32.",
+                ),
+            ],
+            outputs=[io.Image.Output("stylized", display_name="stylized", tooltip="The painted images.")],
+        )
+
+    @classmethod
+    def execute(
+        cls,
+        image: torch.Tensor,
+        style_image: torch.Tensor,
+        depth_model: DepthEstimator | None = None,
+        mask: torch.Tensor | None = None,
+        model: str = BUILTIN_ANY_STYLE_MODEL,
+        **settings: object,
+    ) -> io.NodeOutput:
+        content = comfy_to_bchw(image)
+        network = _any_style_model(model)
+        with ExitStack() as stack:
+            device = stack.enter_context(on_compute_device(network, _memory(content, settings)))
+            depth = None
+            if depth_model is not None and settings["depth_preserve"] > 0:
+                stack.enter_context(on_compute_device(depth_model.model))
+                normalization = "per_batch" if settings["frames"] == "shared" else "per_image"
+                depth = estimate_depth(
+                    depth_model, content, normalization=normalization, should_stop=should_stop
+                )
+            styled = stylize_any(
+                network,
+                content,
+                comfy_to_bchw(style_image),
+                mask=mask,
+                depth=depth,
+                device=device,
+                on_progress=progress_callback(),
+                should_stop=should_stop,
+                **settings,
+            )
+        return io.NodeOutput(to_comfy_image(styled))
+
+
+def _any_style_model(choice: str) -> MicroAST:
+    """The network chosen in the model combo: the built-in weights, or a file of the any_style folders."""
+    if choice == BUILTIN_ANY_STYLE_MODEL:
+        return load_any_style_model()
+    return load_any_style_model(model_file_path(ANY_STYLE_FOLDER, choice))
+
+
+def _memory(content: torch.Tensor, settings: dict[str, object]) -> int:
+    """Bytes to free before stylising (see :func:`..depthstyle_core.tiling.working_pixels`)."""
+    batch, _, height, width = content.shape
+    shared = settings.get("frames") == "shared"
+    return (
+        working_pixels(batch, height * width, int(settings.get("tile") or 0), shared, CHUNK) * BYTES_PER_PIXEL
+    )
+
+
+ANY_PAINTING_NODES: list[type[io.ComfyNode]] = [StylizeAnyPainting]

@@ -1,0 +1,173 @@
+"""The any-painting node inside a real ComfyUI: its schema, the stylize_any_painting and video_stylize
+workflows, depth and masks, a user's own model file; offline, built-in weights, nothing downloaded.
+
+Set COMFYUI_DIR to a ComfyUI checkout. This checkout is linked into a temporary custom_nodes folder and
+ComfyUI runs on the CPU with the Hub off. The depth model is a tiny random-weight one; the any-painting
+network is the real built-in one. Each result is compared with the library run here on the same inputs.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from depthstyle.depthstyle_core.any_style.model_file import load_any_style_model, save_any_style_model
+from depthstyle.depthstyle_core.any_style.stylize import stylize_any
+from depthstyle.depthstyle_core.depth import DEPTH_MODELS, estimate_depth, load_depth_model
+
+from .comfyui_media import CLIP, decode, shown_image, succeeded, write_clip
+from .comfyui_server import REPO, ComfyUIServer, offline_server, pack_base, skip_unless_comfyui, ui_to_api
+from .factories import write_depth_checkpoint
+from .style_helpers import textured_images
+
+pytestmark = pytest.mark.integration
+skip_unless_comfyui(__name__)
+
+NODE = "DepthStyle_StylizeAnyPainting"
+BUILTIN = "MicroAST (built-in, MIT)"
+PHOTO_SIZE = (97, 61)  # odd sides: the output must come back at exactly this size
+PAINTING = REPO / "tests" / "data" / "any_style" / "style.png"
+
+
+@pytest.fixture(scope="module")
+def comfy(tmp_path_factory) -> ComfyUIServer:
+    base = pack_base(tmp_path_factory, "comfy_any_painting")
+    width, height = PHOTO_SIZE
+    photo = textured_images(1, height, width, seed=30)[0].permute(1, 2, 0).numpy()
+    Image.fromarray((photo * 255).round().astype(np.uint8)).save(base / "input" / "example.png")
+    Image.open(PAINTING).save(base / "input" / "style.png")
+    write_clip(base / "input" / "clip.mp4")
+    models = base / "models" / "depthstyle"
+    write_depth_checkpoint(models / "depth" / DEPTH_MODELS["small"].hub_file.local_filename, seed=7)
+    tuned = load_any_style_model()
+    with torch.no_grad():
+        tuned.decoder.dec3[10].conv_layer.bias.add_(0.2)  # a visibly different "fine-tuned" model
+    save_any_style_model(models / "any_style" / "tuned.safetensors", tuned)
+    with offline_server(base) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def depth_model(comfy):
+    return load_depth_model(
+        comfy.base_dir / "models" / "depthstyle" / "depth" / DEPTH_MODELS["small"].hub_file.local_filename
+    )
+
+
+def api_workflow(name: str) -> dict:
+    return json.loads((REPO / "tests" / "workflows" / f"{name}_api.json").read_text())
+
+
+def input_image(comfy: ComfyUIServer, name: str) -> torch.Tensor:
+    array = np.asarray(Image.open(comfy.base_dir / "input" / name).convert("RGB")).copy()
+    return torch.from_numpy(array).permute(2, 0, 1)[None].float() / 255.0
+
+
+def test_the_node_is_registered_with_its_inputs_and_the_model_combo(object_info, comfy):
+    assert NODE in object_info, comfy.log_tail()
+    node = object_info[NODE]
+    assert node["display_name"] == "DepthStyle Stylize Any Painting (instant)"
+    assert node["category"] == "DepthStyle/style"
+    assert node["input_order"] == {
+        "required": [
+            "image",
+            "style_image",
+            "strength",
+            "depth_preserve",
+            "style_size",
+            "preserve_color",
+            "frames",
+            "tile",
+        ],
+        "optional": ["depth_model", "mask", "model", "precision"],
+    }
+    required, optional = node["input"]["required"], node["input"]["optional"]
+    assert required["strength"][1]["default"] == 1.0 and required["depth_preserve"][1]["default"] == 0.5
+    assert required["style_size"][1]["default"] == 512 and required["frames"][1]["options"] == [
+        "independent",
+        "shared",
+    ]
+    assert optional["model"][1]["options"] == [BUILTIN, "tuned.safetensors"]
+    assert optional["depth_model"][0] == "DEPTHSTYLE_DEPTH_MODEL" and optional["mask"][0] == "MASK"
+    assert node["output"] == ["IMAGE"] and node["output_name"] == ["stylized"]
+    assert "depthstyle_any_style" in comfy.get_json("/models")
+
+
+@pytest.mark.parametrize("name", ["stylize_any_painting", "video_stylize"])
+def test_ui_workflows_are_served_as_templates_and_match_their_api_twins(comfy, object_info, name):
+    assert name in comfy.get_json("/workflow_templates").get("depthstyle", [])
+    workflow = comfy.get_json(f"/api/workflow_templates/depthstyle/{name}.json")
+    assert workflow == json.loads((REPO / "workflows" / f"{name}.json").read_text())
+    twin = {key: {k: v for k, v in node.items() if k != "_meta"} for key, node in api_workflow(name).items()}
+    assert ui_to_api(workflow, object_info) == twin
+
+
+def test_the_workflow_gives_the_library_result_with_depth(comfy, depth_model):
+    entry = succeeded(comfy.run(api_workflow("stylize_any_painting")))
+    photo, painting = input_image(comfy, "example.png"), input_image(comfy, "style.png")
+    with torch.inference_mode():
+        depth = estimate_depth(depth_model, photo)
+        expected = stylize_any(load_any_style_model(), photo, painting, depth=depth, depth_preserve=0.5)[0]
+        plain = stylize_any(load_any_style_model(), photo, painting)[0]
+    result = shown_image(comfy, entry, "5")
+    width, height = PHOTO_SIZE
+    assert result.shape == (3, height, width)
+    assert (result - expected).abs().max() <= 1 / 255 + 1e-6, "ComfyUI and the library must agree"
+    change = (result - plain).abs()
+    assert change.max() > 0.03 and change.mean() > 0.001, "depth_preserve held the near parts back"
+    assert (result - photo[0]).abs().mean() > 0.05, "the photo was painted"
+    assert shown_image(comfy, entry, "7").shape == (3, height, width), "the depth preview is shown"
+
+
+def test_without_a_depth_model_a_mask_of_zero_returns_the_photo_and_a_users_model_is_used(comfy):
+    prompt = api_workflow("stylize_any_painting")
+    for key in ("3", "6", "7"):
+        del prompt[key]
+    del prompt["4"]["inputs"]["depth_model"]
+    prompt["8"] = {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": 8, "height": 8}}
+    prompt["4"]["inputs"]["mask"] = ["8", 0]
+    entry = succeeded(comfy.run(prompt))
+    photo, painting = input_image(comfy, "example.png"), input_image(comfy, "style.png")
+    assert torch.equal(shown_image(comfy, entry, "5"), photo[0]), "mask 0 is the photo, bit for bit"
+
+    prompt = api_workflow("stylize_any_painting")
+    for key in ("3", "6", "7"):
+        del prompt[key]
+    del prompt["4"]["inputs"]["depth_model"]
+    prompt["4"]["inputs"].update(model="tuned.safetensors", strength=0.6)
+    entry = succeeded(comfy.run(prompt))
+    tuned = load_any_style_model(comfy.base_dir / "models" / "depthstyle" / "any_style" / "tuned.safetensors")
+    with torch.inference_mode():
+        expected = stylize_any(tuned, photo, painting, strength=0.6)[0]
+        builtin = stylize_any(load_any_style_model(), photo, painting, strength=0.6)[0]
+    result = shown_image(comfy, entry, "5")
+    assert (result - expected).abs().max() <= 1 / 255 + 1e-6
+    assert (result - builtin).abs().mean() > 0.02, "the user's model, not the built-in one"
+
+
+def test_video_workflow_paints_a_clip_with_shared_statistics_and_keeps_rate_and_size(comfy, depth_model):
+    entry = succeeded(comfy.run(api_workflow("video_stylize")))
+    (saved,) = entry["outputs"]["7"]["images"]
+    path = comfy.base_dir / "output" / saved["subfolder"] / saved["filename"]
+    assert path.suffix == ".mp4" and saved["subfolder"] == "video"
+    frames, rate = decode(path)
+    assert frames.shape == (CLIP["frames"], 3, CLIP["height"], CLIP["width"])
+    assert rate == CLIP["fps"]
+    source, _ = decode(comfy.base_dir / "input" / "clip.mp4")
+    painting = input_image(comfy, "style.png")
+    model = load_any_style_model()
+    with torch.inference_mode():
+        depth = estimate_depth(depth_model, source, normalization="per_batch")
+        settings = {"depth": depth, "depth_preserve": 0.5}
+        expected = stylize_any(model, source, painting, frames="shared", **settings)
+        independent = stylize_any(model, source, painting, **settings)
+    assert (frames - source).abs().mean() > 0.05, "the clip was painted"
+    blocks = [F.avg_pool2d(t, 8) for t in (frames, expected, independent)]
+    error = (blocks[0] - blocks[1]).abs().mean()
+    assert error < 0.02, "the saved clip is the shared-statistics result (up to video compression)"
+    assert error < (blocks[0] - blocks[2]).abs().mean(), "and nearer to it than to the independent result"
