@@ -232,3 +232,23 @@ def test_a_missing_or_broken_painting_file_is_named(tmp_path):
     broken.write_bytes(b"\xff\xd8\xff not really a jpeg")
     with pytest.raises(InputImageError, match="cannot read .*broken.jpg"):
         load_image(broken)
+
+
+def test_signals_made_once_give_the_same_result_as_the_painting(model, photo, painting):
+    from depthstyle.depthstyle_core.any_style.stylize import style_signals
+
+    signals = style_signals(model, [painting, painting.flip(-1)], style_weights=[2, 1], style_size=128)
+    for strength in (1.0, 0.4):
+        expected = stylize_any(
+            model,
+            photo,
+            [painting, painting.flip(-1)],
+            style_weights=[2, 1],
+            style_size=128,
+            strength=strength,
+        )
+        torch.testing.assert_close(
+            stylize_any(model, photo, signals, style_size=128, strength=strength), expected
+        )
+    with pytest.raises(ValueError, match="already blended"):
+        stylize_any(model, photo, signals, style_weights=[1])

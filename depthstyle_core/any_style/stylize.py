@@ -38,12 +38,13 @@ DEFAULT_STYLE_SIZE = 512
 SMALLEST_TILE = DEFAULT_OVERLAP + MIN_TILE_MARGIN  # a tile must be larger than the overlap it loses
 
 Paintings = Tensor | Sequence[Tensor]
+"""One painting ``[1,C,h,w]`` (or ``[C,h,w]``), a batch ``[N,C,h,w]``, or a list of paintings of any sizes."""
 
 
 def stylize_any(
     model: MicroAST,
     photo: Tensor,
-    style: Paintings,
+    style: Paintings | StyleSignals,
     *,
     strength: float = 1.0,
     mask: Tensor | None = None,
@@ -65,14 +66,18 @@ def stylize_any(
 
     ``style``: one painting ``[1,C,h,w]``, a batch, or a list of paintings of any sizes; several are
     blended by ``style_weights`` (their signals, not their pictures; default equal shares). Each is
-    resized to ``style_size`` on its long side first (0 keeps its size). ``strength`` (0 = the photo
-    exactly, 1 = the network's full result), ``mask`` (1 = full style, 0 = the photo exactly) and
-    ``depth`` (``[B,1,H,W]`` normalised, near = 1) with ``depth_preserve`` (how much of the photo the
-    nearest things keep) make a per-pixel strength, see :mod:`.strength`. ``preserve_color`` keeps the
-    photo's colours. ``frames="shared"``: the batch is a video, one look for every frame. ``tile`` > 0
-    runs tiles of that side (same result, bounded memory); 0 runs whole images and tiles only after a
-    CUDA out-of-memory error. ``precision`` fp16/bf16 applies on CUDA only. ``on_progress(done, total,
-    preview)`` and ``should_stop()`` work as in :func:`..stylize.stylize`.
+    resized to ``style_size`` on its long side first (0 keeps its size). ``style`` may also be signals
+    made once by :func:`style_signals` (to paint many photos with the same painting); ``style_size``
+    then still sets the size at which the photos' own signals are taken for partial strength.
+
+    ``strength`` (0 = the photo exactly, 1 = the network's full result), ``mask`` (1 = full style, 0 =
+    the photo exactly) and ``depth`` (``[B,1,H,W]`` normalised, near = 1) with ``depth_preserve`` (how
+    much of the photo the nearest things keep) make a per-pixel strength, see :mod:`.strength`.
+    ``preserve_color`` keeps the photo's colours. ``frames="shared"``: the batch is a video, one look
+    for every frame. ``tile`` > 0 runs tiles of that side (same result, bounded memory); 0 runs whole
+    images and tiles only after a CUDA out-of-memory error. ``precision`` fp16/bf16 applies on CUDA
+    only. ``on_progress(done, total, preview)`` and ``should_stop()`` work as in
+    :func:`..stylize.stylize`.
     """
     _validate(strength, depth_preserve, style_size, frames, tile, chunk_size, precision)
     content = _checked_photos(photo)
@@ -90,7 +95,7 @@ def stylize_any(
     net.train(False)
     try:
         with torch.no_grad():
-            painting = blend_signals(net, _checked_paintings(style), style_weights, style_size, run_device)
+            painting = style_signals(net, style, style_weights=style_weights, style_size=style_size)
             own = None
             if amount is not None or strength < 1:
                 own = own_signals(net, content, style_size or DEFAULT_STYLE_SIZE, run_device, chunk_size)
@@ -210,6 +215,25 @@ def long_side_size(height: int, width: int, long_side: int) -> tuple[int, int]:
         return height, width
     scale = long_side / max(height, width)
     return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def style_signals(
+    model: MicroAST,
+    style: Paintings | StyleSignals,
+    *,
+    style_weights: Sequence[float] | None = None,
+    style_size: int = DEFAULT_STYLE_SIZE,
+    device: torch.device | str | None = None,
+) -> StyleSignals:
+    """The signals ``[1,...]`` of a painting or a blend of paintings (see :func:`stylize_any`), on
+    ``device`` (default: the model's); signals given are moved there unchanged."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if isinstance(style, StyleSignals):
+        if style_weights is not None:
+            raise ValueError("style_weights blend paintings; signals are already blended")
+        return style.map(lambda t: t.to(device))
+    with torch.no_grad():
+        return blend_signals(model, _checked_paintings(style), style_weights, style_size, device)
 
 
 def painting_signals(
