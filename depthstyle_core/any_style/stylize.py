@@ -88,60 +88,81 @@ def stylize_any(
     if strength == 0 or (amount is not None and not bool(amount.any())):
         return content.clone()
     run_device = torch.device(device) if device is not None else next(model.parameters()).device
-    net = model if next(model.parameters()).device == run_device else copy.deepcopy(model).to(run_device)
+    # A channels-last copy: about 1.35x faster convolutions on the CPU (bench/results/any_style_cpu.md),
+    # and the caller's network stays as it is (1.9 MB to copy).
+    net = copy.deepcopy(model).to(device=run_device, memory_format=torch.channels_last).train(False)
     dtype = PRECISIONS[precision] if run_device.type == "cuda" else torch.float32
     shared = frames == "shared"
-    was_training = net.training
-    net.train(False)
-    try:
-        with torch.no_grad():
-            painting = style_signals(net, style, style_weights=style_weights, style_size=style_size)
-            own = None
-            if amount is not None or strength < 1:
-                own = own_signals(net, content, style_size or DEFAULT_STYLE_SIZE, run_device, chunk_size)
-                own = own.map(lambda t: t.mean(dim=0, keepdim=True)) if shared else own
-            uniform = None if amount is not None or own is None else float(signal_amount(strength))
+    with torch.no_grad():
+        painting = style_signals(net, style, style_weights=style_weights, style_size=style_size)
+        own = None
+        if amount is not None or strength < 1:
+            own = own_signals(net, content, style_size or DEFAULT_STYLE_SIZE, run_device, chunk_size)
+            own = own.map(lambda t: t.mean(dim=0, keepdim=True)) if shared else own
+        job = _Job(net, content, amount, painting, own, strength, chunk_size, run_device)
+        plan = TilePlan(tile // STRIDE * STRIDE, DEFAULT_OVERLAP)
+        progress = Progress(batch, on_progress, should_stop)
+        starts = range(0, batch, chunk_size)
+        stats = None
+        if shared and batch > chunk_size:  # one chunk is the whole batch: it pools over itself
+            runner = Runner(job.network_pass(0, shared), dtype)
+            inputs = lambda: map(job.network_input, starts)  # noqa: E731
+            stats = shared_norm_stats(runner, inputs, batch, (height, width), plan, progress)
+        out = torch.empty_like(content)
+        for start in starts:
+            progress.check_stop()
+            x = job.network_input(start)
+            runner = Runner(job.network_pass(start, shared), dtype)
+            styled = stylize_chunk(runner, x, plan, progress, pool=shared, stats=stats).clamp_(0, 1)
+            end = start + x.shape[0]
+            out[start:end] = job.blend(start, end, styled, preserve_color).to(out.device)
+            progress.chunk_done(out[start].cpu())
+        return out
 
-            def network_pass(start: int) -> StyledPass:
-                part = slice(start, start + chunk_size)
-                signals = own if shared or own is None else own.select(part)
-                return StyledPass(net, painting, signals, uniform)
 
-            def network_input(start: int) -> Tensor:
-                chunk = content[start : start + chunk_size]
-                if amount is not None:
-                    chunk = torch.cat([chunk, amount[start : start + chunk_size]], dim=1)
-                return chunk.to(run_device)
+class _Job:
+    """One stylize_any call's inputs, cut into chunks: the network's pass and input for each chunk, and
+    the final blend of its result with the photos."""
 
-            plan = TilePlan(tile // STRIDE * STRIDE, DEFAULT_OVERLAP)
-            progress = Progress(batch, on_progress, should_stop)
-            starts = range(0, batch, chunk_size)
-            stats = None
-            if shared and batch > chunk_size:  # one chunk is the whole batch: it pools over itself
-                runner = Runner(network_pass(0), dtype)
-                size = (height, width)
-                stats = shared_norm_stats(
-                    runner, lambda: map(network_input, starts), batch, size, plan, progress
-                )
-            out = torch.empty_like(content)
-            for start in starts:
-                progress.check_stop()
-                x = network_input(start)
-                runner = Runner(network_pass(start), dtype)
-                styled = stylize_chunk(runner, x, plan, progress, pool=shared, stats=stats).clamp_(0, 1)
-                end = start + x.shape[0]
-                chunk = content[start:end].to(run_device)
-                if amount is None:
-                    blend = {"strength": float(pixel_amount(strength))}
-                else:
-                    blend = {"mask": pixel_amount(amount[start:end]).to(run_device)}
-                out[start:end] = blend_with_content(chunk, styled, preserve_color=preserve_color, **blend).to(
-                    out.device
-                )
-                progress.chunk_done(out[start].cpu())
-            return out
-    finally:
-        net.train(was_training)
+    def __init__(
+        self,
+        net: MicroAST,
+        content: Tensor,
+        amount: Tensor | None,
+        painting: StyleSignals,
+        own: StyleSignals | None,
+        strength: float,
+        chunk_size: int,
+        device: torch.device,
+    ) -> None:
+        self.net, self.content, self.amount = net, content, amount
+        self.painting, self.own, self.strength = painting, own, strength
+        self.chunk_size, self.device = chunk_size, device
+        self.uniform = None if amount is not None or own is None else float(signal_amount(strength))
+
+    def network_pass(self, start: int, shared: bool) -> StyledPass:
+        """The network with the signals of the chunk at ``start`` (pooled own signals for every chunk)."""
+        own = self.own
+        if own is not None and not shared:
+            own = own.select(slice(start, start + self.chunk_size))
+        return StyledPass(self.net, self.painting, own, self.uniform)
+
+    def network_input(self, start: int) -> Tensor:
+        """The chunk at ``start`` on the device, with its strength map as a fourth channel if any."""
+        chunk = self.content[start : start + self.chunk_size]
+        if self.amount is not None:
+            chunk = torch.cat([chunk, self.amount[start : start + self.chunk_size]], dim=1)
+        return chunk.to(self.device).contiguous(memory_format=torch.channels_last)
+
+    def blend(self, start: int, end: int, styled: Tensor, preserve_color: bool) -> Tensor:
+        """The network's (clamped) result for photos ``start:end`` blended back with them."""
+        photos = self.content[start:end].to(self.device)
+        if self.amount is None:
+            return blend_with_content(
+                photos, styled, strength=float(pixel_amount(self.strength)), preserve_color=preserve_color
+            )
+        weights = pixel_amount(self.amount[start:end]).to(self.device)
+        return blend_with_content(photos, styled, mask=weights, preserve_color=preserve_color)
 
 
 def _validate(
