@@ -8,10 +8,10 @@ things move together (measured on the example pair, ``bench/results/any_style_st
   painting at 1, and keeps brush texture in between (a pixel blend alone would show a faint double
   image of two pictures);
 - the **pixels** blend from the photo to that result by ``sqrt(strength)``. The network with the
-  photo's own signals is not the photo (15/255 from it on the example), so some pixel blend is needed to
-  end at the photo. ``sqrt`` makes the distance to the photo grow about evenly with strength (6, 11, 17,
-  23, 30, 38, 45, 53 /255 at strength 1/8 ... 1), where the same ``strength`` for both would grow
-  slowly at first (2, 6, 10, 16, ...).
+  photo's own signals is not the photo (13.5/255 from it on the example), so some pixel blend is needed
+  to end at the photo. ``sqrt`` makes the distance to the photo grow about evenly with strength (6, 10,
+  16, 23, 30, 37, 45, 52 /255 at strength 1/8 ... 1), where the same ``strength`` for both would grow
+  slowly at first (2, 5, 10, 16, ...).
 
 The authors' own ``alpha`` (a feature-space blend) is not used: with the published weights it makes
 saturated one-colour pictures at 0.25-0.75 (``reference/arbitrary_style.md``).
