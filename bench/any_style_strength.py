@@ -157,9 +157,7 @@ def main() -> None:
         docs / "any_style_strength.jpg", quality=88
     )
     shown = [to_height(image, 300) for image in (photo, painting, result)]
-    labelled_strip(shown, ["photo", "painting", "result"]).save(
-        docs / "any_painting.jpg", quality=90
-    )
+    labelled_strip(shown, ["photo", "painting", "result"]).save(docs / "any_painting.jpg", quality=90)
     print("\n".join(lines))
 
 

@@ -1,10 +1,10 @@
-"""GPU benchmark suite: depth, stylisation, training, multi-GPU training scaling and per-image
-optimisation, written as JSON + Markdown.
+"""GPU benchmark suite: depth, stylisation, the any-painting network, training, multi-GPU training
+scaling and per-image optimisation, written as JSON + Markdown.
 
 Random weights with the real architectures (speed does not depend on the values). Every timing is
 synchronised, best of a few repeats after warm-up; ratios compare runs made in this same process.
 
-Run on a CUDA machine (about 6 minutes on an H100):
+Run on a CUDA machine (about 7 minutes on an H100):
     python bench/gpu_suite.py --device cuda
 Check that it works on the CPU (tiny sizes, seconds):
     python bench/gpu_suite.py --device cpu --quick
@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from common import command_and_machine, random_depth_anything, transformers_depth_anything_small
 
+from depthstyle.depthstyle_core.any_style.model_file import load_any_style_model
+from depthstyle.depthstyle_core.any_style.stylize import style_signals, stylize_any
 from depthstyle.depthstyle_core.depth import DepthEstimator, estimate_depth
 from depthstyle.depthstyle_core.models.depth_anything import (
     DepthAnythingConfig,
@@ -38,7 +40,7 @@ from depthstyle.trainers.optimize_config import OptimizeConfig
 
 RESULTS = Path(__file__).parent / "results"
 PRECISIONS = ("fp32", "fp16", "bf16")
-SECTIONS = ("depth", "stylize", "training", "multi_gpu", "optimize")
+SECTIONS = ("depth", "stylize", "any_style", "training", "multi_gpu", "optimize")
 
 
 class Timer:
@@ -179,6 +181,51 @@ def bench_stylize(device: torch.device, quick: bool, timer: Timer) -> list[dict]
                         }
                     )
                     print("stylize", rows[-1], flush=True)
+    return rows
+
+
+def bench_any_style(device: torch.device, quick: bool, timer: Timer) -> list[dict]:
+    """Frames per second of ``stylize_any`` (built-in weights, the painting's signals made once, as for
+    video) at 1080p and 4K: precision x torch.compile of the network's parts. Goal: 4K at 60 frames/s."""
+    sizes = ((64, 96),) if quick else ((1080, 1920), (2160, 3840))
+    precisions = ("fp32",) if device.type == "cpu" else PRECISIONS
+    compile_options = (False,) if quick else (False, True)
+    repeats = 1 if quick else 10
+    painting = torch.rand(1, 3, 384, 512, generator=torch.Generator().manual_seed(0))
+    rows = []
+    for use_compile in compile_options:
+        model = load_any_style_model(device=device).to(memory_format=torch.channels_last)
+        if use_compile:  # stylize_any calls the parts, not the whole module's forward
+            for part in (model.content_encoder, model.decoder.dec1, model.decoder.dec2, model.decoder.dec3):
+                part.compile()
+        signals = style_signals(model, painting)
+        for height, width in sizes:
+            frame = torch.rand(1, 3, height, width, device=device)
+            for precision in precisions:
+                timer.reset_peak()
+                try:
+                    with torch.inference_mode():
+                        seconds = timer.best(
+                            lambda model=model, frame=frame, signals=signals, precision=precision: (
+                                stylize_any(model, frame, signals, precision=precision)
+                            ),
+                            repeats,
+                            warmup=3 if use_compile else 1,
+                        )
+                    fps = round(1 / seconds, 2)
+                except Exception as exc:  # one failing variant must not stop the suite
+                    fps = f"failed: {type(exc).__name__}: {exc}"[:200]
+                rows.append(
+                    {
+                        "size": f"{width}x{height}",
+                        "precision": precision,
+                        "compile": use_compile,
+                        "frames_per_s": fps,
+                        "goal_frames_per_s": 60 if height == 2160 else None,
+                        "peak_gb": timer.peak_gb(),
+                    }
+                )
+                print("any_style", rows[-1], flush=True)
     return rows
 
 
@@ -417,6 +464,7 @@ def main() -> None:
     runners = {
         "depth": lambda: bench_depth(device, args.quick, timer),
         "stylize": lambda: bench_stylize(device, args.quick, timer),
+        "any_style": lambda: bench_any_style(device, args.quick, timer),
         "training": lambda: bench_training(device, args.quick, timer, scratch, args.train_steps),
         "optimize": lambda: bench_optimize(device, args.quick, timer),
         "multi_gpu": lambda: bench_multi_gpu(device, args.quick, scratch, args.train_steps),

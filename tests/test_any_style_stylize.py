@@ -252,3 +252,20 @@ def test_signals_made_once_give_the_same_result_as_the_painting(model, photo, pa
         )
     with pytest.raises(ValueError, match="already blended"):
         stylize_any(model, photo, signals, style_weights=[1])
+
+
+def test_the_callers_network_is_left_as_it_was_and_a_prepared_one_is_used_as_it_is(photo, painting):
+    from depthstyle.depthstyle_core.any_style.stylize import runnable
+
+    model = load_any_style_model().train(True)
+    weight = model.content_encoder.enc1[0].conv_layer.weight
+    result = stylize_any(model, photo, painting)
+    assert (
+        model.training
+        and weight.is_contiguous()
+        and not weight.is_contiguous(memory_format=torch.channels_last)
+    )
+    prepared = load_any_style_model().to(memory_format=torch.channels_last)
+    assert runnable(prepared, torch.device("cpu")) is prepared
+    assert runnable(model, torch.device("cpu")) is not model
+    torch.testing.assert_close(stylize_any(prepared, photo, painting), result)

@@ -88,36 +88,34 @@ def stylize_any(
     if strength == 0 or (amount is not None and not bool(amount.any())):
         return content.clone()
     run_device = torch.device(device) if device is not None else next(model.parameters()).device
-    # A channels-last copy: about 1.35x faster convolutions on the CPU (bench/results/any_style_cpu.md),
-    # and the caller's network stays as it is (1.9 MB to copy).
-    net = copy.deepcopy(model).to(device=run_device, memory_format=torch.channels_last).train(False)
+    net = runnable(model, run_device)
     dtype = PRECISIONS[precision] if run_device.type == "cuda" else torch.float32
     shared = frames == "shared"
-    with torch.no_grad():
-        painting = style_signals(net, style, style_weights=style_weights, style_size=style_size)
-        own = None
-        if amount is not None or strength < 1:
-            own = own_signals(net, content, style_size or DEFAULT_STYLE_SIZE, run_device, chunk_size)
-            own = own.map(lambda t: t.mean(dim=0, keepdim=True)) if shared else own
-        job = _Job(net, content, amount, painting, own, strength, chunk_size, run_device)
-        plan = TilePlan(tile // STRIDE * STRIDE, DEFAULT_OVERLAP)
-        progress = Progress(batch, on_progress, should_stop)
-        starts = range(0, batch, chunk_size)
-        stats = None
-        if shared and batch > chunk_size:  # one chunk is the whole batch: it pools over itself
-            runner = Runner(job.network_pass(0, shared), dtype)
-            inputs = lambda: map(job.network_input, starts)  # noqa: E731
-            stats = shared_norm_stats(runner, inputs, batch, (height, width), plan, progress)
-        out = torch.empty_like(content)
-        for start in starts:
-            progress.check_stop()
-            x = job.network_input(start)
-            runner = Runner(job.network_pass(start, shared), dtype)
-            styled = stylize_chunk(runner, x, plan, progress, pool=shared, stats=stats).clamp_(0, 1)
-            end = start + x.shape[0]
-            out[start:end] = job.blend(start, end, styled, preserve_color).to(out.device)
-            progress.chunk_done(out[start].cpu())
-        return out
+    was_training = net.training
+    net.train(False)
+    try:
+        with torch.no_grad():
+            painting = style_signals(net, style, style_weights=style_weights, style_size=style_size)
+            own = None
+            if amount is not None or strength < 1:
+                own = own_signals(net, content, style_size or DEFAULT_STYLE_SIZE, run_device, chunk_size)
+                own = own.map(lambda t: t.mean(dim=0, keepdim=True)) if shared else own
+            job = _Job(net, content, amount, painting, own, strength, chunk_size, run_device)
+            plan = TilePlan(tile // STRIDE * STRIDE, DEFAULT_OVERLAP)
+            return job.run(plan, Progress(batch, on_progress, should_stop), shared, dtype, preserve_color)
+    finally:
+        net.train(was_training)
+
+
+def runnable(model: MicroAST, device: torch.device) -> MicroAST:
+    """The network to run: ``model`` itself when it is already on ``device`` in channels-last (so a
+    prepared or compiled model is used as it is), else a channels-last copy there. Channels-last makes
+    the convolutions about 1.35x faster on the CPU (bench/results/any_style_cpu.md); copying 1.9 MB
+    leaves the caller's network as it was."""
+    weight = model.content_encoder.enc1[0].conv_layer.weight  # 9x9 over 3 channels: the layout is unambiguous
+    if weight.device == device and weight.is_contiguous(memory_format=torch.channels_last):
+        return model
+    return copy.deepcopy(model).to(device=device, memory_format=torch.channels_last)
 
 
 class _Job:
@@ -139,6 +137,29 @@ class _Job:
         self.painting, self.own, self.strength = painting, own, strength
         self.chunk_size, self.device = chunk_size, device
         self.uniform = None if amount is not None or own is None else float(signal_amount(strength))
+
+    def run(
+        self, plan: TilePlan, progress: Progress, shared: bool, dtype: torch.dtype, preserve_color: bool
+    ) -> Tensor:
+        """Every chunk through the network (whole or in tiles), with statistics shared over the batch
+        first when ``shared``, blended back with the photos."""
+        batch, _, height, width = self.content.shape
+        starts = range(0, batch, self.chunk_size)
+        stats = None
+        if shared and batch > self.chunk_size:  # one chunk is the whole batch: it pools over itself
+            runner = Runner(self.network_pass(0, shared), dtype)
+            inputs = lambda: map(self.network_input, starts)  # noqa: E731
+            stats = shared_norm_stats(runner, inputs, batch, (height, width), plan, progress)
+        out = torch.empty_like(self.content)
+        for start in starts:
+            progress.check_stop()
+            x = self.network_input(start)
+            runner = Runner(self.network_pass(start, shared), dtype)
+            styled = stylize_chunk(runner, x, plan, progress, pool=shared, stats=stats).clamp_(0, 1)
+            end = start + x.shape[0]
+            out[start:end] = self.blend(start, end, styled, preserve_color).to(out.device)
+            progress.chunk_done(out[start].cpu())
+        return out
 
     def network_pass(self, start: int, shared: bool) -> StyledPass:
         """The network with the signals of the chunk at ``start`` (pooled own signals for every chunk)."""
