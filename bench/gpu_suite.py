@@ -66,6 +66,16 @@ class Timer:
             best = min(best, time.perf_counter() - start)
         return best
 
+    def frames_per_s(self, run: Callable[[], object], repeats: int, warmup: int) -> float | str:
+        """Calls per second of ``run`` under inference mode (peak memory counted from here), or why it
+        failed: one failing variant must not stop the suite."""
+        self.reset_peak()
+        try:
+            with torch.inference_mode():
+                return round(1 / self.best(run, repeats, warmup), 2)
+        except Exception as exc:
+            return f"failed: {type(exc).__name__}: {exc}"[:200]
+
     def reset_peak(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -157,19 +167,13 @@ def bench_stylize(device: torch.device, quick: bool, timer: Timer) -> list[dict]
                 if use_compile:
                     net.compile()
                 for precision in precisions:
-                    timer.reset_peak()
-                    try:
-                        with torch.inference_mode():
-                            seconds = timer.best(
-                                lambda net=net, precision=precision, frame=frame: stylize(
-                                    net, frame, precision=precision
-                                ),
-                                repeats,
-                                warmup=3 if use_compile else 1,
-                            )
-                        fps = round(1 / seconds, 2)
-                    except Exception as exc:  # one failing variant must not stop the suite
-                        fps = f"failed: {type(exc).__name__}: {exc}"[:200]
+                    fps = timer.frames_per_s(
+                        lambda net=net, precision=precision, frame=frame: stylize(
+                            net, frame, precision=precision
+                        ),
+                        repeats,
+                        warmup=3 if use_compile else 1,
+                    )
                     rows.append(
                         {
                             "size": f"{width}x{height}",
@@ -202,19 +206,13 @@ def bench_any_style(device: torch.device, quick: bool, timer: Timer) -> list[dic
         for height, width in sizes:
             frame = torch.rand(1, 3, height, width, device=device)
             for precision in precisions:
-                timer.reset_peak()
-                try:
-                    with torch.inference_mode():
-                        seconds = timer.best(
-                            lambda model=model, frame=frame, signals=signals, precision=precision: (
-                                stylize_any(model, frame, signals, precision=precision)
-                            ),
-                            repeats,
-                            warmup=3 if use_compile else 1,
-                        )
-                    fps = round(1 / seconds, 2)
-                except Exception as exc:  # one failing variant must not stop the suite
-                    fps = f"failed: {type(exc).__name__}: {exc}"[:200]
+                fps = timer.frames_per_s(
+                    lambda model=model, frame=frame, signals=signals, precision=precision: stylize_any(
+                        model, frame, signals, precision=precision
+                    ),
+                    repeats,
+                    warmup=3 if use_compile else 1,
+                )
                 rows.append(
                     {
                         "size": f"{width}x{height}",

@@ -223,3 +223,26 @@ def _extra_prefix(file_keys: list[str], expected: Mapping[str, torch.Tensor]) ->
     prefix = f"{firsts.pop()}."
     stripped = {key[len(prefix) :] for key in file_keys}
     return prefix if stripped & set(expected) else None
+
+
+def read_pickled_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The state dict of a pickled checkpoint, for ``depthstyle convert`` only (on explicit request).
+
+    Unpickles with ``torch.load(weights_only=True)``, which refuses anything but plain tensors and
+    containers; a ``{"state_dict": ...}`` wrapper is opened. Raises CheckpointError otherwise.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelNotAvailableError(f"file to convert not found: {path}")
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(
+            f"cannot read {path} as a PyTorch checkpoint of plain tensors ({type(exc).__name__}: {exc})"
+        ) from exc
+    state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else loaded
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} does not hold a state dict of tensors")
+    return state

@@ -16,8 +16,12 @@ from pathlib import Path
 
 import torch
 
-from .checkpoint import load_state_dict_strict, read_safetensors, write_safetensors_atomic
-from .errors import CheckpointError, ModelNotAvailableError
+from .checkpoint import (
+    load_state_dict_strict,
+    read_pickled_state_dict,
+    read_safetensors,
+    write_safetensors_atomic,
+)
 from .hub import HubFile, resolve_model_file
 from .models.transformer_net import TransformerNet, TransformerNetConfig
 
@@ -91,16 +95,6 @@ def convert_pickle_to_safetensors(src_pth: str | os.PathLike, dst: str | os.Path
     checked by building the network before anything is written.
     """
     src = Path(src_pth)
-    if not src.is_file():
-        raise ModelNotAvailableError(f"file to convert not found: {src}")
-    try:
-        loaded = torch.load(src, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(
-            f"cannot read {src} as a PyTorch checkpoint of plain tensors ({type(exc).__name__}: {exc})"
-        ) from exc
-    state = loaded.get("state_dict", loaded) if isinstance(loaded, dict) else loaded
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{src} does not hold a state dict of tensors, so it is not a style model")
+    state = read_pickled_state_dict(src)
     net = build_style_model(state, source=str(src))
     return save_style_model(dst, net, extra_metadata={"converted_from": src.name})

@@ -36,6 +36,7 @@ STATS_MAX_PIXELS = 2048 * 2048  # largest image (or batch, when pooled) whose st
 OVERLAP_MULTIPLE = 2 * STRIDE  # half the overlap stays a multiple of the network's stride
 DEFAULT_OVERLAP = 2 * RECEPTIVE_RADIUS + OVERLAP_MULTIPLE  # 128
 MIN_TILE_MARGIN = 32  # a tile must be at least this much larger than the overlap
+SMALLEST_TILE = DEFAULT_OVERLAP + MIN_TILE_MARGIN  # with the default overlap (the overlap eats the rest)
 
 ProgressCallback = Callable[[int, int, "Tensor | None"], None]
 StopCallback = Callable[[], bool]

@@ -11,12 +11,11 @@ import torch
 from comfy_api.v0_0_2 import io
 
 from ..depthstyle_core.any_style.model_file import load_any_style_model
-from ..depthstyle_core.any_style.stylize import DEFAULT_STYLE_SIZE, SMALLEST_TILE, stylize_any
+from ..depthstyle_core.any_style.stylize import DEFAULT_STYLE_SIZE, stylize_any
 from ..depthstyle_core.depth import DepthEstimator, estimate_depth
 from ..depthstyle_core.images import comfy_to_bchw
 from ..depthstyle_core.models.microast import MicroAST
-from ..depthstyle_core.stylize import FRAMES, PRECISIONS
-from ..depthstyle_core.tiling import working_pixels
+from ..depthstyle_core.tiling import SMALLEST_TILE, working_pixels
 from .comfy_services import (
     ANY_STYLE_FOLDER,
     model_file_path,
@@ -26,6 +25,7 @@ from .comfy_services import (
     should_stop,
     to_comfy_image,
 )
+from .inputs import frames_input, mask_input, precision_input, preserve_color_input
 from .model_choices import BUILTIN_ANY_STYLE_MODEL, any_style_model_choices
 from .types import DepthModelType
 
@@ -63,13 +63,7 @@ class StylizeAnyPainting(io.ComfyNode):
                     tooltip="Connect a depth model to make the style depth-aware: near things keep more of "
                     "the photo (see depth_preserve). Without it depth_preserve is ignored.",
                 ),
-                io.Mask.Input(
-                    "mask",
-                    optional=True,
-                    tooltip="Where to stylise: 1 (white) = full style, 0 = the photo unchanged, in between "
-                    "= partly. One mask for every image or one per image; resized if its size differs. "
-                    "DepthStyle Depth To Mask makes one from depth.",
-                ),
+                mask_input(),
                 io.Float.Input(
                     "strength",
                     default=1.0,
@@ -97,18 +91,8 @@ class StylizeAnyPainting(io.ComfyNode):
                     tooltip="The painting's long side in pixels before the network reads it; larger gives "
                     "finer brushwork. 0 keeps the painting's own size.",
                 ),
-                io.Boolean.Input(
-                    "preserve_color",
-                    default=False,
-                    tooltip="Keep the photo's colours and take only the brightness pattern from the style.",
-                ),
-                io.Combo.Input(
-                    "frames",
-                    options=list(FRAMES),
-                    default="independent",
-                    tooltip="independent: each image gets its own look (still images). shared: every frame "
-                    "of the batch is normalised with statistics of the whole batch (video, no flicker).",
-                ),
+                preserve_color_input(),
+                frames_input(optional=False),
                 io.Int.Input(
                     "tile",
                     default=0,
@@ -127,14 +111,7 @@ class StylizeAnyPainting(io.ComfyNode):
                     tooltip="The built-in network, or a model file of the same architecture from "
                     "models/depthstyle/any_style (for example a fine-tuned one).",
                 ),
-                io.Combo.Input(
-                    "precision",
-                    options=list(PRECISIONS),
-                    default="fp32",
-                    optional=True,
-                    tooltip="fp16/bf16 are faster on a GPU (a tile that overflows is redone in fp32). The "
-                    "CPU always uses fp32.",
-                ),
+                precision_input(),
             ],
             outputs=[io.Image.Output("stylized", display_name="stylized", tooltip="The painted images.")],
         )

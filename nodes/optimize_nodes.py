@@ -21,7 +21,7 @@ from .comfy_services import (
     to_comfy_image,
     training_device,
 )
-from .inputs import loss_weight_input
+from .inputs import loss_weight_input, mask_input, preserve_color_input
 from .types import DepthModelType
 
 DEFAULTS = OptimizeConfig()
@@ -119,18 +119,8 @@ class OptimizeStyle(io.ComfyNode):
                     step=0.01,
                     tooltip="Blend between the photo (0) and the full result (1).",
                 ),
-                io.Boolean.Input(
-                    "preserve_color",
-                    default=DEFAULTS.preserve_color,
-                    tooltip="Keep the photo's colours and take only the brightness pattern from the style.",
-                ),
-                io.Mask.Input(
-                    "mask",
-                    optional=True,
-                    tooltip="Where to stylise: 1 (white) = full style, 0 = the photo unchanged, in between "
-                    "= partly (strength x mask). One mask for every image or one per image; resized to the "
-                    "result. DepthStyle Depth To Mask makes one from depth.",
-                ),
+                preserve_color_input(),
+                mask_input(),
             ],
             outputs=[io.Image.Output("optimized", display_name="optimized", tooltip="The stylised images.")],
         )

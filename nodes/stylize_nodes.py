@@ -13,8 +13,8 @@ from ..depthstyle_core.hub import HubFile
 from ..depthstyle_core.images import comfy_to_bchw
 from ..depthstyle_core.models.transformer_net import TransformerNet
 from ..depthstyle_core.style_model import load_style_model
-from ..depthstyle_core.stylize import DEFAULT_OVERLAP, FRAMES, MAX_SCALE, MIN_TILE_MARGIN, PRECISIONS, stylize
-from ..depthstyle_core.tiling import working_pixels
+from ..depthstyle_core.stylize import MAX_SCALE, stylize
+from ..depthstyle_core.tiling import SMALLEST_TILE, working_pixels
 from .comfy_services import (
     STYLE_FOLDER,
     model_dirs,
@@ -27,10 +27,10 @@ from .comfy_services import (
     should_stop,
     to_comfy_image,
 )
+from .inputs import frames_input, mask_input, precision_input, preserve_color_input
 from .model_choices import HUB_STYLE_CHOICE, style_model_choices
 from .types import StyleModelType
 
-SMALLEST_TILE = DEFAULT_OVERLAP + MIN_TILE_MARGIN  # stylize refuses smaller tiles (the overlap eats them)
 BYTES_PER_PIXEL = 512  # TransformerNet activations per input pixel in fp32, with headroom
 CHUNK = 4  # images stylize runs at once (its default chunk_size)
 
@@ -148,11 +148,7 @@ class Stylize(io.ComfyNode):
                     step=0.01,
                     tooltip="Blend between the input (0) and the fully stylised image (1).",
                 ),
-                io.Boolean.Input(
-                    "preserve_color",
-                    default=False,
-                    tooltip="Keep the input's colours and take only the brightness pattern from the style.",
-                ),
+                preserve_color_input(),
                 io.Int.Input(
                     "tile_size",
                     default=0,
@@ -164,14 +160,7 @@ class Stylize(io.ComfyNode):
                     "result as whole images and bound memory, but are slower: above about 4 megapixels the "
                     "tiles first share the whole image's statistics, which takes several extra passes.",
                 ),
-                io.Combo.Input(
-                    "precision",
-                    options=list(PRECISIONS),
-                    default="fp32",
-                    optional=True,
-                    tooltip="fp16/bf16 are faster on a GPU (a tile that overflows is redone in fp32). The "
-                    "CPU always uses fp32.",
-                ),
+                precision_input(),
                 io.Float.Input(
                     "scale",
                     default=1.0,
@@ -184,22 +173,8 @@ class Stylize(io.ComfyNode):
                     "(use it on big photos, where the style would otherwise turn into fine noise), 2 half "
                     "as large.",
                 ),
-                io.Combo.Input(
-                    "frames",
-                    options=list(FRAMES),
-                    default="independent",
-                    optional=True,
-                    tooltip="independent: each image gets its own look (still images). shared: every frame "
-                    "of the batch is normalised with statistics of the whole batch, so the same content "
-                    "looks the same in every frame (video, no flicker).",
-                ),
-                io.Mask.Input(
-                    "mask",
-                    optional=True,
-                    tooltip="Where to stylise: 1 (white) = full style, 0 = the input unchanged, in between "
-                    "= partly (strength x mask). One mask for every image or one per image; resized if "
-                    "its size differs. DepthStyle Depth To Mask makes one from depth.",
-                ),
+                frames_input(optional=True),
+                mask_input(),
             ],
             outputs=[
                 # The id may not repeat an input's ("image"); the display name is what users see.

@@ -16,7 +16,12 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import load_state_dict_strict, read_safetensors, write_safetensors_atomic
+from ..checkpoint import (
+    load_state_dict_strict,
+    read_pickled_state_dict,
+    read_safetensors,
+    write_safetensors_atomic,
+)
 from ..errors import CheckpointError, ModelNotAvailableError
 from ..hub import resolve_model_file
 from ..models.microast import ARCHITECTURE, PARTS, MicroAST
@@ -117,20 +122,8 @@ def convert_microast_checkpoints(sources: Sequence[str | os.PathLike], dst: str 
     tensors: dict[str, torch.Tensor] = {}
     parts = find_microast_parts(sources)
     for part, path in parts.items():
-        state = _load_plain_state_dict(path)
+        state = read_pickled_state_dict(path)
         tensors.update({f"{part}.{key}": value for key, value in state.items()})
     model = build_any_style_model(tensors, source=" + ".join(str(p) for p in parts.values()))
     converted_from = ", ".join(path.name for path in parts.values())
     return save_any_style_model(dst, model, extra_metadata={"converted_from": converted_from})
-
-
-def _load_plain_state_dict(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(
-            f"cannot read {path} as a PyTorch checkpoint of plain tensors ({type(exc).__name__}: {exc})"
-        ) from exc
-    if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):
-        raise CheckpointError(f"{path} does not hold a state dict of tensors")
-    return loaded

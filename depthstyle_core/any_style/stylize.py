@@ -22,7 +22,7 @@ from ..models.padding import STRIDE
 from ..stylize import FRAMES, PRECISIONS, blend_with_content, resize_images
 from ..tiling import (
     DEFAULT_OVERLAP,
-    MIN_TILE_MARGIN,
+    SMALLEST_TILE,
     Progress,
     ProgressCallback,
     Runner,
@@ -35,7 +35,6 @@ from .strength import check_fraction, pixel_amount, signal_amount, strength_map
 from .styled_pass import StyledPass
 
 DEFAULT_STYLE_SIZE = 512
-SMALLEST_TILE = DEFAULT_OVERLAP + MIN_TILE_MARGIN  # a tile must be larger than the overlap it loses
 
 Paintings = Tensor | Sequence[Tensor]
 """One painting ``[1,C,h,w]`` (or ``[C,h,w]``), a batch ``[N,C,h,w]``, or a list of paintings of any sizes."""
