@@ -32,3 +32,13 @@ def best_device() -> torch.device:
 def resolve_device(name: str) -> str:
     """``name`` unchanged, or for ``auto`` the type of :func:`best_device` (``"cuda"``, ``"cpu"``, ...)."""
     return best_device().type if name == AUTO else name
+
+
+def same_device(actual: torch.device, wanted: torch.device) -> bool:
+    """Whether a tensor on ``actual`` is already on ``wanted``; ``cuda`` without an index means the
+    current CUDA device, as torch's ``.to("cuda")`` does."""
+    if actual.type != wanted.type:
+        return False
+    if wanted.index is None and actual.type == "cuda":
+        return actual.index == torch.cuda.current_device()
+    return wanted.index is None or actual.index == wanted.index

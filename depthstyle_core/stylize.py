@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .devices import same_device
 from .images import to_rgb
 from .masks import apply_strength, fit_mask
 from .models.padding import STRIDE
@@ -101,7 +102,9 @@ def stylize(
         return content.clone()
     run_device = torch.device(device) if device is not None else next(net.parameters()).device
     dtype = PRECISIONS[precision] if run_device.type == "cuda" else torch.float32
-    model = net if next(net.parameters()).device == run_device else copy.deepcopy(net).to(run_device)
+    model = (
+        net if same_device(next(net.parameters()).device, run_device) else copy.deepcopy(net).to(run_device)
+    )
     work_size = scaled_size(height, width, scale)
     pool = frames == "shared" and bool(model.norm_layers())
 

@@ -269,3 +269,13 @@ def test_the_callers_network_is_left_as_it_was_and_a_prepared_one_is_used_as_it_
     assert runnable(prepared, torch.device("cpu")) is prepared
     assert runnable(model, torch.device("cpu")) is not model
     torch.testing.assert_close(stylize_any(prepared, photo, painting), result)
+
+
+def test_a_device_without_an_index_is_the_current_one():
+    from depthstyle.depthstyle_core.devices import same_device
+
+    assert same_device(torch.device("cpu"), torch.device("cpu"))
+    assert not same_device(torch.device("cpu"), torch.device("meta"))
+    assert same_device(torch.device("meta", 0), torch.device("meta")) and not same_device(
+        torch.device("meta", 0), torch.device("meta", 1)
+    )

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ..devices import same_device
 from ..errors import InputImageError
 from ..images import to_rgb
 from ..models.microast import MicroAST, StyleSignals
@@ -112,7 +113,7 @@ def runnable(model: MicroAST, device: torch.device) -> MicroAST:
     the convolutions about 1.35x faster on the CPU (bench/results/any_style_cpu.md); copying 1.9 MB
     leaves the caller's network as it was."""
     weight = model.content_encoder.enc1[0].conv_layer.weight  # 9x9 over 3 channels: the layout is unambiguous
-    if weight.device == device and weight.is_contiguous(memory_format=torch.channels_last):
+    if same_device(weight.device, device) and weight.is_contiguous(memory_format=torch.channels_last):
         return model
     return copy.deepcopy(model).to(device=device, memory_format=torch.channels_last)
 
@@ -171,7 +172,7 @@ class _Job:
         """The chunk at ``start`` on the device, with its strength map as a fourth channel if any."""
         chunk = self.content[start : start + self.chunk_size]
         if self.amount is not None:
-            chunk = torch.cat([chunk, self.amount[start : start + self.chunk_size]], dim=1)
+            chunk = torch.cat([chunk, self.amount[start : start + self.chunk_size].to(chunk.device)], dim=1)
         return chunk.to(self.device).contiguous(memory_format=torch.channels_last)
 
     def blend(self, start: int, end: int, styled: Tensor, preserve_color: bool) -> Tensor:
