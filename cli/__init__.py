@@ -25,7 +25,8 @@ def add_global_options(parser: argparse.ArgumentParser, *, after_command: bool =
     parser.add_argument(
         "--models-dir",
         type=Path,
-        help="model folder with depth/, styles/ and vgg/ inside (default: ~/.cache/depthstyle/models)",
+        help="model folder with depth/, styles/, vgg/ and any_style/ inside "
+        "(default: ~/.cache/depthstyle/models)",
         **(hidden or {"default": default_models_dir()}),
     )
     parser.add_argument(
