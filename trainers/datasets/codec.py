@@ -74,6 +74,12 @@ def load_painting(path: str | os.PathLike, long_side: int) -> torch.Tensor:
     return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
 
 
+def failure_reason(error: InputImageError, path: Path, relative: str) -> str:
+    """The decoder's message for ``skipped.csv``, naming the file by its ``relative`` path (the record
+    stays true when the folders move)."""
+    return str(error.__cause__ or error).replace(str(path), relative)
+
+
 def temporary_name(path: Path) -> Path:
     """Where ``path`` is written before it is renamed into place: hidden, beside it, always the same
     name, so a rerun that redoes the image replaces what a killed run left there."""

@@ -20,7 +20,7 @@ from ...depthstyle_core.any_style.stylize import style_signals
 from ...depthstyle_core.errors import InputImageError
 from ...depthstyle_core.models.microast import MicroAST, StageSignals, StyleSignals
 from ..distributed import Team
-from .codec import load_painting
+from .codec import failure_reason, load_painting
 from .pipeline import bounded_map
 from .plan import Listing
 from .records import SkippedRow
@@ -84,12 +84,15 @@ def painting_table(
     def load(index: int) -> Tensor:
         return load_painting(listing.path(listing.relative[index]), style_size)
 
+    def reason(index: int, error: InputImageError) -> str:
+        return failure_reason(error, listing.path(listing.relative[index]), listing.relative[index])
+
     with torch.inference_mode():
         for index, future in zip(mine, bounded_map(pool, load, mine, ahead), strict=True):
             try:
                 painting = future.result()
             except InputImageError as exc:
-                computed.append((index, None, str(exc.__cause__ or exc)))
+                computed.append((index, None, reason(index, exc)))
                 continue
             signals = style_signals(model, painting, style_size=style_size)
             computed.append((index, flatten(signals)[0].cpu().numpy(), ""))

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from ...depthstyle_core.errors import InputImageError
+from .codec import failure_reason
 from .plan import Task
 from .records import SkippedRow
 
@@ -69,10 +70,11 @@ class PhotoBatches:
         self._limit = max(2 * batch_size, ahead)
 
         def decode(group: list[Task]) -> _Decoded:
+            path = root / group[0].photo
             try:
-                return _Decoded(group, load(root / group[0].photo), None)
+                return _Decoded(group, load(path), None)
             except InputImageError as exc:
-                return _Decoded(group, None, str(exc.__cause__ or exc))
+                return _Decoded(group, None, failure_reason(exc, path, group[0].photo))
 
         groups = (list(group) for _, group in groupby(tasks, key=lambda task: task.photo))
         self._decoded = bounded_map(pool, decode, groups, ahead)
