@@ -91,7 +91,8 @@ def _run(args: argparse.Namespace, team: Team, device: str | torch.device, stop:
         say(line)
     if result.stopped and stop.received is not None:
         return 128 + stop.received
-    return EXIT_SKIPPED if result.unreadable_photos or result.unreadable_paintings else EXIT_OK
+    skipped = result.unreadable_photos or result.unreadable_paintings
+    return EXIT_SKIPPED if skipped and team.is_main else EXIT_OK  # torchrun reports one status 3, not N
 
 
 def summary(result: DatasetResult) -> list[str]:

@@ -169,6 +169,9 @@ def stylize_dataset(
                 writer.close()
         if writer is not None:
             writer.finish([*unreadable_paintings, *run.unreadable])
+        team.from_main(
+            None
+        )  # nobody leaves (and makes a launcher end the others) before the manifest is whole
     return DatasetResult(
         output_dir=out,
         total=len(tasks),
