@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from ...depthstyle_core.any_style.model_file import load_any_style_model
+from ...depthstyle_core.any_style.stylize import runnable
 from ...depthstyle_core.depth import DepthEstimator
 from ...depthstyle_core.errors import DatasetError
 from ...depthstyle_core.style_model import load_style_model
@@ -115,7 +116,7 @@ def stylize_dataset(
         net, _ = load_style_model(style_model, model_dirs=model_dirs)
         network = net.to(device)
     else:
-        network = load_any_style_model(any_model, device, model_dirs=model_dirs)
+        network = runnable(load_any_style_model(any_model, device, model_dirs=model_dirs), device)
     settings = {
         **config.output_settings(),
         "network": weights_fingerprint(network),
