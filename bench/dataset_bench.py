@@ -62,19 +62,21 @@ def _picture(rng: np.random.Generator, width: int, height: int) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
-def write_tree(root: Path, count: int, rounds: int) -> tuple[list[Path], Path]:
-    """``rounds`` parts of photos (``part<i>/n<class>/<index>.jpg``) and the paintings' folder."""
+def write_tree(root: Path, count: int, rounds: int = 1, scale: float = 1.0) -> tuple[list[Path], Path]:
+    """``rounds`` parts of photos (``part<i>/n<class>/<index>.jpg``) and the paintings' folder; ``scale``
+    shrinks every picture (for quick checks)."""
     rng = np.random.default_rng(0)
     parts = [root / "photos" / f"part{r}" for r in range(rounds)]
     for index in range(count):
         width, height = PHOTO_SIZES[index % len(PHOTO_SIZES)]
         path = parts[index % rounds] / f"n{index % CLASSES:02d}" / f"{index:06d}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
-        _picture(rng, width, height).save(path, quality=90)
+        _picture(rng, round(width * scale), round(height * scale)).save(path, quality=90)
     paintings = root / "paintings"
     paintings.mkdir()
     for index in range(PAINTINGS):
-        _picture(rng, 1024, 768).save(paintings / f"painting{index:03d}.jpg", quality=90)
+        painting = _picture(rng, round(1024 * scale), round(768 * scale))
+        painting.save(paintings / f"painting{index:03d}.jpg", quality=90)
     return parts, paintings
 
 
@@ -94,34 +96,41 @@ def plain_loop(photos: Path, paintings: Path, out: Path) -> None:
 
 
 def _process(
-    rank: int, world: int, port: int, photos: Path, paintings: Path, out: Path, workers: int, queue
+    rank: int, world: int, port: int, device_type: str, job: tuple[Path, Path, Path, DatasetConfig], queue
 ) -> None:
-    """One process of a 2-process run, joined as torchrun would join it (env://)."""
+    """One process of a run with several, joined as torchrun would join it (env://); it puts the
+    seconds of its stylize_dataset call on ``queue``."""
     from depthstyle.trainers.distributed import join_torchrun
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
     os.environ["LOCAL_RANK"] = str(rank)
-    torch.set_num_threads(1)
-    with join_torchrun("cpu", timeout_s=600) as (team, device):
+    if device_type == "cpu":
+        torch.set_num_threads(1)
+    photos, paintings, out, config = job
+    with join_torchrun(device_type, timeout_s=600) as (team, device):
         team.from_main(None)  # start together
         start = time.perf_counter()
-        stylize_dataset(photos, out, style_dir=paintings, config=DatasetConfig(workers=workers), team=team)
+        stylize_dataset(photos, out, style_dir=paintings, config=config, device=device, team=team)
         queue.put(time.perf_counter() - start)
 
 
-def dataset_run(photos: Path, paintings: Path, out: Path, workers: int, processes: int) -> float | None:
-    """Seconds of a run (its slowest process), or None when the caller times it (one process)."""
+def dataset_run(
+    photos: Path, paintings: Path, out: Path, config: DatasetConfig, processes: int, device_type: str = "cpu"
+) -> float:
+    """Seconds of a ``stylize_dataset`` run: in this process, or the slowest of ``processes`` spawned
+    ones (their start and joining not counted)."""
     if processes == 1:
-        stylize_dataset(photos, out, style_dir=paintings, config=DatasetConfig(workers=workers))
-        return None
+        start = time.perf_counter()
+        stylize_dataset(photos, out, style_dir=paintings, config=config, device=device_type)
+        return time.perf_counter() - start
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     context = mp.get_context("spawn")
     queue = context.Queue()
-    args = (processes, port, photos, paintings, out, workers, queue)
+    args = (processes, port, device_type, (photos, paintings, out, config), queue)
     mp.start_processes(_process, args=args, nprocs=processes, start_method="spawn")
-    return max(queue.get(timeout=60) for _ in range(processes))
+    return max(queue.get(timeout=600) for _ in range(processes))
 
 
 def end_to_end(parts: list[Path], paintings: Path, scratch: Path, count: int) -> list[dict]:
@@ -140,13 +149,13 @@ def end_to_end(parts: list[Path], paintings: Path, scratch: Path, count: int) ->
         for name in names if round_index % 2 == 0 else reversed(names):
             out = scratch / f"{name.replace(' ', '_').replace(',', '')}_{round_index}"
             torch.set_num_threads(os.cpu_count() or 1)
-            start = time.perf_counter()
             if variants[name] is None:
+                start = time.perf_counter()
                 plain_loop(part, paintings, out)
                 taken = time.perf_counter() - start
             else:
                 workers, processes = variants[name]
-                taken = dataset_run(part, paintings, out, workers, processes) or time.perf_counter() - start
+                taken = dataset_run(part, paintings, out, DatasetConfig(workers=workers), processes)
             seconds[name] += taken
             print(f"round {round_index} {name}: {taken:.1f} s", flush=True)
     reference = seconds["plain loop"]
