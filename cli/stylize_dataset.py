@@ -8,7 +8,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
-from .common import EXIT_ERROR, EXIT_OK, EXIT_SKIPPED, fraction
+from .common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED, fraction
 from .masks import pixels
 from .progress import ConsoleProgress, StopOnSignals, warnings_below_the_bar
 
@@ -81,6 +81,10 @@ def _run(args: argparse.Namespace, team: Team, device: str | torch.device, stop:
             on_progress=progress,
             should_stop=stop,
         )
+    except KeyboardInterrupt:
+        progress.end_line()
+        say("interrupted: the images in flight are lost; run the same command again to finish the dataset")
+        return EXIT_INTERRUPTED
     except DepthStyleError as exc:
         progress.end_line()
         if team.is_main or isinstance(exc, DistributedTrainingError):

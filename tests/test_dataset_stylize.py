@@ -7,7 +7,12 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
@@ -27,6 +32,7 @@ from .dataset_helpers import (
     BROKEN_PAINTING,
     BROKEN_PHOTOS,
     IMAGES,
+    OPTIONS,
     PAINTINGS,
     PHOTOS,
     SIZES,
@@ -265,3 +271,44 @@ def test_jpg_output_with_its_quality(few_photos, tmp_path):
             assert row["output"].endswith(".jpg")
             with Image.open(out / row["output"]) as image:
                 assert image.format == "JPEG" and image.quantization == quantization(quality)
+
+
+def test_sigterm_stops_after_the_images_in_flight_and_says_how_to_go_on(dataset_reference, tmp_path):
+    photos, paintings, reference, _, _ = dataset_reference
+    out = tmp_path / "out"
+    command = [
+        "--device",
+        "cpu",
+        "stylize-dataset",
+        "--content-dir",
+        str(photos),
+        "--style-dir",
+        str(paintings),
+    ]
+    log = tmp_path / "log"
+    with open(log, "w") as handle:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "depthstyle", *command, "-o", str(out), *OPTIONS],
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "OMP_NUM_THREADS": "1"},
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "manifest.csv").is_file() or len(manifest(out)) < 20:
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.01)
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    said = log.read_text()
+    rows = manifest(out)
+    assert code == 128 + signal.SIGTERM, said[-2000:]
+    assert 20 <= len(rows) < IMAGES
+    assert f"stopped: {IMAGES + 4 - len(rows)} images are still to do; run the same command again" in said
+    on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*.png")}
+    assert on_disk == {row["output"] for row in rows}  # every image in flight was finished and recorded
+    assert all((out / name).read_bytes() == (reference / name).read_bytes() for name in on_disk)

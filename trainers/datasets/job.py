@@ -160,7 +160,7 @@ def stylize_dataset(
             writer.add([], unreadable_paintings)
         team.from_main(None)  # the manifest is whole before anyone reads it
         try:
-            finished = read_manifest(out)
+            finished = set(read_manifest(out))
             team.check_same({"finished images in the manifest": str(len(finished))})
             pending = [task for task in tasks if task.output not in finished]
             run = _Run(photos, painter, config, device, pool, team, writer, out)

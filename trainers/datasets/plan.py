@@ -80,7 +80,7 @@ def output_path(photo: str, k: int, styles_per_image: int, suffix: str) -> str:
     return str(source.with_name(stem + suffix))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Task:
     """One output: photo ``photo`` painted with painting ``painting`` (an index) as its ``k``-th."""
 
