@@ -4,6 +4,7 @@ Stylized-ImageNet recipe), on one process or under torchrun, resumable, each ima
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
 from typing import TYPE_CHECKING
@@ -57,7 +58,7 @@ def _run(args: argparse.Namespace, team: Team, device: str | torch.device, stop:
             precision=args.precision,
         )
     except ValueError as exc:
-        print(f"depthstyle stylize-dataset: error: {exc}", file=sys.stderr)
+        print(f"depthstyle stylize-dataset: error: {_as_options(str(exc))}", file=sys.stderr)
         return EXIT_ERROR
     if team.is_distributed:
         say(f"{team.world_size} processes share the photos")
@@ -97,6 +98,17 @@ def _run(args: argparse.Namespace, team: Team, device: str | torch.device, stop:
         return 128 + stop.received
     skipped = result.unreadable_photos or result.unreadable_paintings
     return EXIT_SKIPPED if skipped and team.is_main else EXIT_OK  # torchrun reports one status 3, not N
+
+
+def _as_options(message: str) -> str:
+    """A settings error worded with the command's options (``content_size`` -> ``--content-size``)."""
+    from dataclasses import fields
+
+    from ..trainers.datasets import DatasetConfig
+
+    for name in sorted((f.name for f in fields(DatasetConfig)), key=len, reverse=True):
+        message = re.sub(rf"\b(?<!-){name}\b", "--" + name.replace("_", "-"), message)
+    return message
 
 
 def summary(result: DatasetResult) -> list[str]:

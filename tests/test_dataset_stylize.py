@@ -312,3 +312,12 @@ def test_sigterm_stops_after_the_images_in_flight_and_says_how_to_go_on(dataset_
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*.png")}
     assert on_disk == {row["output"] for row in rows}  # every image in flight was finished and recorded
     assert all((out / name).read_bytes() == (reference / name).read_bytes() for name in on_disk)
+
+
+def test_bad_settings_are_named_by_their_options(dataset_reference, tmp_path):
+    photos, paintings, _, _, _ = dataset_reference
+    code, said = stylize_dataset_cli(photos, paintings, tmp_path / "out", "--crop", "--quality", "0")
+    assert code == 2
+    assert "--crop needs a --content-size: the side of the square to cut" in said
+    assert "--quality must be from 1 to 100, got 0" in said
+    assert not (tmp_path / "out").exists()

@@ -56,7 +56,7 @@ class DatasetConfig:
             if getattr(self, name) < 0:
                 problems.append(f"{name} must be 0 or more, got {getattr(self, name)}")
         if self.crop and self.content_size == 0:
-            problems.append("crop needs a content_size (--content-size): the side of the square to cut")
+            problems.append("crop needs a content_size: the side of the square to cut")
         if self.format not in FORMATS:
             problems.append(f"format must be one of {', '.join(FORMATS)}, got {self.format!r}")
         if not 1 <= self.quality <= 100:
