@@ -35,7 +35,7 @@ from ..data import unreadable_summary
 from ..distributed import SINGLE, Team
 from .codec import load_photo, write_image
 from .config import DatasetConfig
-from .painters import AnyPaintingPainter, TrainedStylePainter, weights_fingerprint
+from .painters import AnyPaintingPainter, Painter, TrainedStylePainter, weights_fingerprint
 from .paintings import painting_table
 from .pipeline import HostCopy, PhotoBatches, to_device
 from .plan import Listing, Task, all_tasks, list_files, share_of
@@ -113,8 +113,7 @@ def stylize_dataset(
     photos = list_files(content_dir, config.extensions, "photo")
     paintings = list_files(style_dir, config.extensions, "painting") if style_dir is not None else None
     if style_model is not None:
-        net, _ = load_style_model(style_model, model_dirs=model_dirs)
-        network = net.to(device)
+        network = load_style_model(style_model, model_dirs=model_dirs)[0].to(device)
     else:
         network = runnable(load_any_style_model(any_model, device, model_dirs=model_dirs), device)
     settings = {
@@ -122,64 +121,37 @@ def stylize_dataset(
         "network": weights_fingerprint(network),
         "depth_model": depth_model.name if depth_model is not None and config.depth_preserve > 0 else None,
     }
-    team.check_same(
-        {
-            "settings": json.dumps(settings, sort_keys=True),
-            "photos": photos.fingerprint(),
-            "paintings": paintings.fingerprint() if paintings is not None else "",
-        }
-    )
+    inputs = {"photos": photos.fingerprint(), "paintings": paintings.fingerprint() if paintings else ""}
+    team.check_same({"settings": json.dumps(settings, sort_keys=True), **inputs})
     _refuse_conflict(out, settings, team)
     with ThreadPoolExecutor(config.workers, thread_name_prefix="depthstyle-dataset") as pool:
-        ahead = 2 * config.batch_for(device.type) + 2 * config.workers
         if paintings is not None:
+            ahead = 2 * config.batch_for(device.type) + 2 * config.workers
             table = painting_table(paintings, network, config.style_size, pool, ahead, team)
-            painter = AnyPaintingPainter(network, table, config, depth_model)
-            pool_record = {"paintings": f"{len(table)} readable, sha256 {table.fingerprint()}"}
-            unreadable_paintings = table.unreadable
+            painter: Painter = AnyPaintingPainter(network, table, config, depth_model)
         else:
             painter = TrainedStylePainter(network, Path(style_model).name, config)
-            pool_record = {"paintings": f"style model {Path(style_model).name}"}
-            unreadable_paintings = []
-        _refuse_conflict(out, pool_record, team)
+        _refuse_conflict(out, {"paintings": painter.record}, team)
         if config.styles_per_image > painter.pool_size:
             raise DatasetError(
                 f"{config.styles_per_image} styles per image need as many different paintings, but only "
                 f"{painter.pool_size} can be read: lower --styles-per-image or add paintings"
             )
-        if unreadable_paintings and team.is_main:
-            names = [row.file for row in unreadable_paintings]
+        if painter.unreadable and team.is_main:
+            names = [row.file for row in painter.unreadable]
             logger.warning("left out %s", unreadable_summary(names, what="painting"))
         tasks = all_tasks(
             photos.relative, config.seed, config.styles_per_image, painter.pool_size, config.suffix
         )
-        writer = None
-        if team.is_main:
-            write_settings(out, {**settings, **pool_record})
-            writer = ManifestWriter(out)
-            writer.add([], unreadable_paintings)
-        team.from_main(None)  # the manifest is whole before anyone reads it
-        try:
-            finished = set(read_manifest(out))
-            team.check_same({"finished images in the manifest": str(len(finished))})
-            pending = [task for task in tasks if task.output not in finished]
-            run = _Run(photos, painter, config, device, pool, team, writer, out)
-            run.go(share_of(pending, team.rank, team.world_size), len(pending), on_progress, should_stop)
-        finally:
-            if writer is not None:
-                writer.close()
-        if writer is not None:
-            writer.finish([*unreadable_paintings, *run.unreadable])
-        team.from_main(
-            None
-        )  # nobody leaves (and makes a launcher end the others) before the manifest is whole
+        run = _Run(photos, painter, config, device, pool, team, out)
+        pending = run.all_pending(tasks, {**settings, "paintings": painter.record}, on_progress, should_stop)
     return DatasetResult(
         output_dir=out,
         total=len(tasks),
-        already_done=len(tasks) - len(pending),
+        already_done=len(tasks) - pending,
         written=run.written,
         unreadable_photos=sorted(row.file for row in run.unreadable),
-        unreadable_paintings=[row.file for row in unreadable_paintings],
+        unreadable_paintings=[row.file for row in painter.unreadable],
         stopped=run.stopped,
         seconds=run.seconds,
     )
@@ -228,22 +200,51 @@ class _Run:
     def __init__(
         self,
         photos: Listing,
-        painter: AnyPaintingPainter | TrainedStylePainter,
+        painter: Painter,
         config: DatasetConfig,
         device: torch.device,
         pool: ThreadPoolExecutor,
         team: Team,
-        writer: ManifestWriter | None,
         out: Path,
     ) -> None:
         self.photos, self.painter, self.config, self.device = photos, painter, config, device
-        self.pool, self.team, self.writer, self.out = pool, team, writer, out
+        self.pool, self.team, self.out = pool, team, out
+        self.writer: ManifestWriter | None = None
         self.batch_size = config.batch_for(device.type)
         self.encoding: deque[Future[ManifestRow]] = deque()
         self.written = 0
         self.unreadable: list[SkippedRow] = []
         self.stopped = False
         self.seconds = 0.0
+
+    def all_pending(
+        self,
+        tasks: list[Task],
+        record: dict,
+        on_progress: ProgressCallback | None,
+        should_stop: StopCallback | None,
+    ) -> int:
+        """Do every task not yet in the manifest (this process its share); rank 0 keeps the records.
+        Returns how many tasks were pending."""
+        team = self.team
+        if team.is_main:
+            write_settings(self.out, record)
+            self.writer = ManifestWriter(self.out)
+            self.writer.add([], self.painter.unreadable)
+        team.from_main(None)  # the manifest is whole before anyone reads it
+        try:
+            finished = set(read_manifest(self.out))
+            team.check_same({"finished images in the manifest": str(len(finished))})
+            pending = [task for task in tasks if task.output not in finished]
+            self.go(share_of(pending, team.rank, team.world_size), len(pending), on_progress, should_stop)
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+        if self.writer is not None:
+            self.writer.finish([*self.painter.unreadable, *self.unreadable])
+        # nobody leaves before the manifest is whole (a launcher would end the others)
+        team.from_main(None)
+        return len(pending)
 
     def go(
         self,

@@ -4,7 +4,8 @@ own painting (its signals from the :class:`~.paintings.PaintingTable`), or one t
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Protocol
 
 from torch import Tensor, nn
 
@@ -15,6 +16,20 @@ from ...depthstyle_core.models.transformer_net import TransformerNet
 from ...depthstyle_core.stylize import stylize
 from .config import DatasetConfig
 from .paintings import PaintingTable
+from .records import SkippedRow
+
+
+class Painter(Protocol):
+    """What paints the photos of a run: ``pool_size`` paintings to draw from, each with a ``name`` for
+    the manifest; ``record`` says which (for the run's settings), ``unreadable`` which were left out."""
+
+    pool_size: int
+    record: str
+    unreadable: list[SkippedRow]
+
+    def name(self, painting: int) -> str: ...
+
+    def paint(self, photos: Tensor, paintings: list[int]) -> Tensor: ...
 
 
 def weights_fingerprint(net: nn.Module) -> str:
@@ -38,6 +53,14 @@ class AnyPaintingPainter:
     @property
     def pool_size(self) -> int:
         return len(self.table)
+
+    @property
+    def record(self) -> str:
+        return f"{len(self.table)} readable, sha256 {self.table.fingerprint()}"
+
+    @property
+    def unreadable(self) -> list[SkippedRow]:
+        return self.table.unreadable
 
     def name(self, painting: int) -> str:
         return self.table.names[painting]
@@ -69,8 +92,13 @@ class TrainedStylePainter:
     net: TransformerNet
     label: str
     config: DatasetConfig
+    unreadable: list[SkippedRow] = field(default_factory=list)
 
     pool_size = 1
+
+    @property
+    def record(self) -> str:
+        return f"style model {self.label}"
 
     def name(self, painting: int) -> str:
         return self.label
