@@ -9,7 +9,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
-from .common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED, fraction
+from .common import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK, EXIT_SKIPPED, add_collective_timeout, fraction
 from .masks import pixels
 from .progress import ConsoleProgress, StopOnSignals, warnings_below_the_bar
 
@@ -215,12 +215,5 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="photos per network pass (default 0: 1 on the CPU, 32 on a GPU)",
     )
     parser.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32", help="CUDA only")
-    parser.add_argument(
-        "--collective-timeout",
-        type=float,
-        default=600.0,
-        metavar="SECONDS",
-        help="under torchrun: how long a process waits for the others before it gives up with an error "
-        "(default 600)",
-    )
+    add_collective_timeout(parser)
     parser.set_defaults(run=_command)

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
     from ..trainers.distributed import Team
 
-from .common import EXIT_ERROR, EXIT_INTERRUPTED
+from .common import EXIT_ERROR, EXIT_INTERRUPTED, add_collective_timeout
 from .progress import ConsoleProgress, StopOnSignals, warnings_below_the_bar
 
 _TRAIN_SETTINGS = (
@@ -158,12 +158,5 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--upsample", choices=("nearest", "transposed"), default="nearest")
     parser.add_argument("--output-layer", choices=("linear", "tanh"), default="linear")
     parser.add_argument("--resume", action="store_true", help="continue from the saved state")
-    parser.add_argument(
-        "--collective-timeout",
-        type=float,
-        default=600.0,
-        metavar="SECONDS",
-        help="under torchrun: how long a process waits for the others before it gives up with an error "
-        "(default 600)",
-    )
+    add_collective_timeout(parser)
     parser.set_defaults(run=_train_command)

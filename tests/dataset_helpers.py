@@ -66,12 +66,25 @@ def write_paintings(folder: Path) -> Path:
     return folder
 
 
+def cli_arguments(photos: Path, paintings: Path, out: Path, *extra: str) -> list[str]:
+    """The ``depthstyle`` arguments of a run on the tree (on the CPU, with :data:`OPTIONS`)."""
+    command = [
+        "--device",
+        "cpu",
+        "stylize-dataset",
+        "--content-dir",
+        str(photos),
+        "--style-dir",
+        str(paintings),
+    ]
+    return [*command, "-o", str(out), *OPTIONS, *extra]
+
+
 def stylize_dataset_cli(photos: Path, paintings: Path, out: Path, *extra: str) -> tuple[int, str]:
     """``depthstyle stylize-dataset`` in this process: the exit status and what it printed on stderr."""
     said = io.StringIO()
-    args = ["--device", "cpu", "stylize-dataset", "--content-dir", str(photos), "--style-dir", str(paintings)]
     with contextlib.redirect_stderr(said):
-        code = main([*args, "-o", str(out), *OPTIONS, *extra])
+        code = main(cli_arguments(photos, paintings, out, *extra))
     return code, said.getvalue()
 
 

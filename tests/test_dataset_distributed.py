@@ -6,31 +6,16 @@ uninterrupted run, without painting a finished image again."""
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from .dataset_helpers import IMAGES, OPTIONS, stylize_dataset_cli, tree_files
+from .dataset_helpers import IMAGES, cli_arguments, stylize_dataset_cli, tree_files
+from .process_helpers import agentless_processes, lose_one, wait_until
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-
-
-def arguments(photos: Path, paintings: Path, out: Path, *extra: str) -> list[str]:
-    command = [
-        "--device",
-        "cpu",
-        "stylize-dataset",
-        "--content-dir",
-        str(photos),
-        "--style-dir",
-        str(paintings),
-    ]
-    return [*command, "-o", str(out), *OPTIONS, *extra]
 
 
 def recorded(out: Path) -> list[str]:
@@ -46,7 +31,7 @@ def test_two_processes_under_torchrun_write_what_one_process_writes(dataset_refe
     out = tmp_path / "out"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"]
     done = subprocess.run(
-        [*command, "-m", "depthstyle", *arguments(photos, paintings, out)],
+        [*command, "-m", "depthstyle", *cli_arguments(photos, paintings, out)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -60,12 +45,6 @@ def test_two_processes_under_torchrun_write_what_one_process_writes(dataset_refe
     assert said.count("skipped 2 unreadable photos") == 1
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.parametrize(("fate", "victim"), [("killed", 0), ("frozen", 1)])
 def test_a_lost_process_stops_the_other_and_a_rerun_finishes_the_dataset(
     dataset_reference, tmp_path, fate, victim
@@ -74,41 +53,12 @@ def test_a_lost_process_stops_the_other_and_a_rerun_finishes_the_dataset(
     agent would end the survivor itself). Rank 0 writes the manifest: killing it must lose nothing
     recorded; freezing rank 1 must make rank 0 give up within the timeout."""
     photos, paintings, reference, _, _ = dataset_reference
-    timeout, out, port = 5, tmp_path / "out", free_port()
-    processes, logs = [], []
-    for rank in (0, 1):
-        env = {
-            **os.environ,
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-            "WORLD_SIZE": "2",
-            "RANK": str(rank),
-            "LOCAL_RANK": str(rank),
-            "TORCHELASTIC_RUN_ID": "test",
-            "OMP_NUM_THREADS": "1",
-        }
-        logs.append(tmp_path / f"rank{rank}.log")
-        args = arguments(photos, paintings, out, "--workers", "1", "--collective-timeout", str(timeout))
-        with open(logs[-1], "w") as log:
-            command = [sys.executable, "-m", "depthstyle", *args]
-            processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
-    survivor = processes[1 - victim]
-    try:
-        deadline = time.monotonic() + 120
-        while len(recorded(out)) < 40:
-            assert all(p.poll() is None for p in processes), "a process ended early"
-            assert time.monotonic() < deadline, "the manifest did not grow"
-            time.sleep(0.01)
-        os.kill(processes[victim].pid, signal.SIGKILL if fate == "killed" else signal.SIGSTOP)
-        hit = time.monotonic()
-        code = survivor.wait(timeout=timeout + 60)
-        waited = time.monotonic() - hit
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    message = logs[1 - victim].read_text()
+    timeout, out = 5, tmp_path / "out"
+    args = cli_arguments(photos, paintings, out, "--workers", "1", "--collective-timeout", str(timeout))
+    with agentless_processes(args, tmp_path) as processes:
+        wait_until(lambda: len(recorded(out)) >= 40, processes, "40 finished images")
+        code, waited = lose_one(processes[victim], processes[1 - victim], fate, timeout)
+    message = (tmp_path / f"rank{1 - victim}.log").read_text()
     assert code == 2, message[-3000:]
     assert waited < timeout + 20, waited
     assert f"stylising process {1 - victim} of 2 lost contact with the others" in message

@@ -32,10 +32,10 @@ from .dataset_helpers import (
     BROKEN_PAINTING,
     BROKEN_PHOTOS,
     IMAGES,
-    OPTIONS,
     PAINTINGS,
     PHOTOS,
     SIZES,
+    cli_arguments,
     copy_tree,
     photo_name,
     stylize_dataset_cli,
@@ -276,19 +276,10 @@ def test_jpg_output_with_its_quality(few_photos, tmp_path):
 def test_sigterm_stops_after_the_images_in_flight_and_says_how_to_go_on(dataset_reference, tmp_path):
     photos, paintings, reference, _, _ = dataset_reference
     out = tmp_path / "out"
-    command = [
-        "--device",
-        "cpu",
-        "stylize-dataset",
-        "--content-dir",
-        str(photos),
-        "--style-dir",
-        str(paintings),
-    ]
     log = tmp_path / "log"
     with open(log, "w") as handle:
         process = subprocess.Popen(
-            [sys.executable, "-m", "depthstyle", *command, "-o", str(out), *OPTIONS],
+            [sys.executable, "-m", "depthstyle", *cli_arguments(photos, paintings, out)],
             stdout=handle,
             stderr=subprocess.STDOUT,
             env={**os.environ, "OMP_NUM_THREADS": "1"},
