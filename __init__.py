@@ -25,6 +25,8 @@ _PUBLIC = {
     "train_style": ".trainers",
     "OptimizeConfig": ".trainers",
     "optimize_style": ".trainers",
+    "DatasetConfig": ".trainers.datasets",
+    "stylize_dataset": ".trainers.datasets",
 }
 __all__ = ["comfy_entrypoint", *_PUBLIC]
 

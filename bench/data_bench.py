@@ -34,7 +34,7 @@ from depthstyle.trainers.data import (
     BatchStream,
     ContentSource,
     CropSampler,
-    _shorter_side_size,
+    shorter_side_size,
 )
 
 RESULTS = Path(__file__).parent / "results"
@@ -67,7 +67,7 @@ def crop_rates(folder: Path, threads: list[int], repeats: int, crop: int) -> lis
     def earlier(index: int):
         """The decoding before this benchmark: a converted copy, resized whole, then cropped."""
         with Image.open(source.name(index)) as image:
-            height, width = _shorter_side_size(image.height, image.width, crop)
+            height, width = shorter_side_size(image.height, image.width, crop)
             image.draft("RGB", (width, height))
             rgb = image.convert("RGB")
         rgb = rgb.resize((width, height), Image.Resampling.BICUBIC, reducing_gap=3.0)

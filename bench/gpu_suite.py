@@ -1,5 +1,5 @@
 """GPU benchmark suite: depth, stylisation, the any-painting network, training, multi-GPU training
-scaling and per-image optimisation, written as JSON + Markdown.
+scaling, per-image optimisation and stylising a dataset on every GPU, written as JSON + Markdown.
 
 Random weights with the real architectures (speed does not depend on the values). Every timing is
 synchronised, best of a few repeats after warm-up; ratios compare runs made in this same process.
@@ -40,7 +40,8 @@ from depthstyle.trainers.optimize_config import OptimizeConfig
 
 RESULTS = Path(__file__).parent / "results"
 PRECISIONS = ("fp32", "fp16", "bf16")
-SECTIONS = ("depth", "stylize", "any_style", "training", "multi_gpu", "optimize")
+SECTIONS = ("depth", "stylize", "any_style", "training", "multi_gpu", "optimize", "dataset")
+IMAGENET_PER_GPU_GOAL = 360  # images/s per GPU: ImageNet-1k's 1.28 M photos in an hour on 8 GPUs
 
 
 class Timer:
@@ -424,6 +425,82 @@ def bench_multi_gpu(
     return rows
 
 
+def bench_dataset(device: torch.device, quick: bool, timer: Timer) -> list[dict]:
+    """Stylising a dataset end to end on bench/dataset_bench.py's tree (2 000 photos of about 500x375,
+    40 paintings of 1024x768, JPEG out, default settings): images per second per GPU with one process
+    for a few worker-thread counts, then one process per visible GPU (scaling efficiency: its rate per
+    GPU over the best one-process rate); and the network alone (batch 32 of 500x375 already on the
+    GPU, no files) as the ceiling that decoding and encoding should keep the pipeline under. On the CPU
+    (quick) a few small photos in 1 and 2 gloo processes check the code path. A first one-process run
+    warms up (CUDA, kernels, the page cache) and is not counted."""
+    import os
+    import tempfile
+
+    from dataset_bench import dataset_run, write_tree
+
+    from depthstyle.depthstyle_core.any_style.stylize import runnable
+    from depthstyle.trainers.datasets import DatasetConfig
+
+    count = 16 if quick else 2000
+    gpus = torch.cuda.device_count() if device.type == "cuda" else 2
+    cpus = os.cpu_count() or 1
+    style_size = 64 if quick else 512
+    runs = [(1, workers) for workers in ((2,) if quick else sorted({4, 8, max(1, cpus - 1)}))]
+    if gpus > 1:
+        runs.append((gpus, max(1, (cpus - gpus) // gpus)))
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="depthstyle-dataset-") as scratch:
+        (photos,), paintings = write_tree(Path(scratch), count, scale=0.125 if quick else 1.0)
+        warm = DatasetConfig(workers=runs[0][1], style_size=style_size)
+        dataset_run(photos, paintings, Path(scratch) / "warm-up", warm, 1, device.type)  # not counted
+        best_per_gpu = 0.0
+        for index, (processes, workers) in enumerate(runs):
+            config = DatasetConfig(workers=workers, style_size=style_size)
+            out = Path(scratch) / f"out{index}"
+            seconds = dataset_run(photos, paintings, out, config, processes, device.type)
+            per_gpu = count / seconds / processes
+            best_per_gpu = max(best_per_gpu, per_gpu) if processes == 1 else best_per_gpu
+            rows.append(
+                {
+                    "variant": "end to end",
+                    "processes": processes,
+                    "workers_per_process": workers,
+                    "images_per_s": round(count / seconds, 1),
+                    "images_per_s_per_gpu": round(per_gpu, 1),
+                    "goal_per_gpu": IMAGENET_PER_GPU_GOAL,
+                    "scaling_efficiency": round(per_gpu / best_per_gpu, 3) if processes > 1 else None,
+                }
+            )
+            print("dataset", rows[-1], flush=True)
+    model = runnable(load_any_style_model(device=device), device)
+    batch, (height, width) = (2, (47, 62)) if quick else (32, (375, 500))
+    photos_on_device = torch.rand(batch, 3, height, width, device=device)
+    signals = style_signals(model, torch.rand(1, 3, style_size, style_size, device=device)).map(
+        lambda t: t.expand(batch, *t.shape[1:])
+    )
+    for precision in ("fp32",) if device.type == "cpu" else PRECISIONS:
+        fps = timer.frames_per_s(
+            lambda precision=precision: stylize_any(
+                model, photos_on_device, signals, chunk_size=batch, precision=precision
+            ),
+            repeats=1 if quick else 10,
+            warmup=1,
+        )
+        rows.append(
+            {
+                "variant": f"network only, batch {batch}, {precision}",
+                "processes": 1,
+                "workers_per_process": None,
+                "images_per_s": round(fps * batch, 1) if isinstance(fps, float) else fps,
+                "images_per_s_per_gpu": round(fps * batch, 1) if isinstance(fps, float) else fps,
+                "goal_per_gpu": IMAGENET_PER_GPU_GOAL,
+                "scaling_efficiency": None,
+            }
+        )
+        print("dataset", rows[-1], flush=True)
+    return rows
+
+
 def to_markdown(result: dict) -> str:
     """The result as Markdown tables, one per section."""
     lines = ["# GPU suite", "", "```", result["environment"]["command"], "```", ""]
@@ -466,6 +543,7 @@ def main() -> None:
         "training": lambda: bench_training(device, args.quick, timer, scratch, args.train_steps),
         "optimize": lambda: bench_optimize(device, args.quick, timer),
         "multi_gpu": lambda: bench_multi_gpu(device, args.quick, scratch, args.train_steps),
+        "dataset": lambda: bench_dataset(device, args.quick, timer),
     }
     for section in args.sections:
         start = time.perf_counter()

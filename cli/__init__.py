@@ -1,5 +1,5 @@
-"""The ``depthstyle`` command line: depth maps, stylisation, optimisation, training, conversion and the
-structure report (``evaluate``, ``compare``).
+"""The ``depthstyle`` command line: depth maps, stylisation (of images, or of whole datasets), optimisation,
+training, conversion and the structure report (``evaluate``, ``compare``).
 
 One module per command; each adds its sub-parser with ``add_parser`` and imports torch and the
 library only when it runs, so ``depthstyle --help`` answers at once.
@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import compare, convert, depth, evaluate, optimize, stylize, train
+from . import compare, convert, depth, evaluate, optimize, stylize, stylize_dataset, train
 from .common import EXIT_ERROR, default_models_dir
 
-COMMANDS = (depth, stylize, optimize, train, evaluate, compare, convert)
+COMMANDS = (depth, stylize, stylize_dataset, optimize, train, evaluate, compare, convert)
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, after_command: bool = False) -> None:

@@ -126,6 +126,18 @@ def same_size_frames(loaded: list[tuple[Path, torch.Tensor]]) -> tuple[list[Path
     return [path for path, _ in loaded], torch.cat([image for _, image in loaded])
 
 
+def add_collective_timeout(parser: argparse.ArgumentParser) -> None:
+    """``--collective-timeout``: how long a torchrun process waits for the others."""
+    parser.add_argument(
+        "--collective-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="under torchrun: how long a process waits for the others before it gives up with an error "
+        "(default 600)",
+    )
+
+
 def fraction(text: str) -> float:
     """A number from 0 to 1, for argparse."""
     try:

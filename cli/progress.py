@@ -1,12 +1,15 @@
 """The console side of long runs: a one-line progress bar on stderr whose speed counts only this run,
-and stop signals (Ctrl+C, a scheduler's SIGTERM) turned into a polite stop request."""
+the library's warnings on lines of their own, and stop signals (Ctrl+C, a scheduler's SIGTERM) turned
+into a polite stop request."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 BAR_WIDTH = 30
 
@@ -28,31 +31,37 @@ class RunSpeed:
         return (step - first_step) / (now - first_time) if step > first_step and now > first_time else None
 
 
-def progress_line(step: int, total: int, speed: float | None, details: str = "") -> str:
-    """One console line: a bar, the step, speed (steps per second) and time left, then ``details``."""
+def progress_line(step: int, total: int, speed: float | None, details: str = "", unit: str = "it") -> str:
+    """One console line: a bar, the step, speed (``unit`` per second) and time left, then ``details``."""
     filled = int(BAR_WIDTH * step / max(total, 1))
-    rate = f"{speed:.2f} it/s, {(total - step) / speed / 60:.1f} min left" if speed else "-- it/s"
+    rate = f"{speed:.2f} {unit}/s, {(total - step) / speed / 60:.1f} min left" if speed else f"-- {unit}/s"
     bar = "#" * filled + "." * (BAR_WIDTH - filled)
     return f"[{bar}] {step}/{total} {rate} {details}".rstrip()
 
 
 class ConsoleProgress:
     """``on_progress(done, total, preview)`` that redraws one stderr line, prefixed by ``label``;
-    ``details()`` adds text at the end (e.g. the last losses). ``enabled`` False draws nothing (the
-    other processes of a distributed run)."""
+    ``details()`` adds text at the end (e.g. the last losses); ``unit`` names what is counted. ``enabled``
+    False draws nothing (the other processes of a distributed run)."""
 
     def __init__(
-        self, label: str = "", details: Callable[[], str] | None = None, *, enabled: bool = True
+        self,
+        label: str = "",
+        details: Callable[[], str] | None = None,
+        *,
+        enabled: bool = True,
+        unit: str = "it",
     ) -> None:
         self.label = label
         self.details = details
         self.enabled = enabled
+        self.unit = unit
         self.speed = RunSpeed()
 
     def __call__(self, done: int, total: int, preview: object = None) -> None:
         speed = self.speed(done)
         if self.enabled:
-            line = progress_line(done, total, speed, self.details() if self.details else "")
+            line = progress_line(done, total, speed, self.details() if self.details else "", self.unit)
             print(f"\r{self.label}{line}", end="", file=sys.stderr, flush=True)
 
     def end_line(self) -> None:
@@ -86,3 +95,17 @@ class StopOnSignals:
     def __exit__(self, *exc_info: object) -> None:
         for number, handler in self._previous.items():
             signal.signal(number, handler)
+
+
+@contextlib.contextmanager
+def warnings_below_the_bar() -> Iterator[None]:
+    """Print the library's warnings (e.g. unreadable photos) on a line of their own, not at the end
+    of the progress bar."""
+    logger = logging.getLogger("depthstyle")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("\n%(message)s"))
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)

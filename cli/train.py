@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
 import signal
 import sys
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -15,8 +12,8 @@ if TYPE_CHECKING:
 
     from ..trainers.distributed import Team
 
-from .common import EXIT_ERROR, EXIT_INTERRUPTED
-from .progress import ConsoleProgress, StopOnSignals
+from .common import EXIT_ERROR, EXIT_INTERRUPTED, add_collective_timeout
+from .progress import ConsoleProgress, StopOnSignals, warnings_below_the_bar
 
 _TRAIN_SETTINGS = (
     ("iterations", int, "training steps (default 40000, as the paper)"),
@@ -53,24 +50,10 @@ def _train_config(args: argparse.Namespace):
     )
 
 
-@contextlib.contextmanager
-def _warnings_below_the_bar() -> Iterator[None]:
-    """Print the trainer's warnings (e.g. unreadable photos) on a line of their own, not at the end
-    of the progress bar."""
-    logger = logging.getLogger("depthstyle")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("\n%(message)s"))
-    logger.addHandler(handler)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-
-
 def _train_command(args: argparse.Namespace) -> int:
     from ..trainers.distributed import SINGLE, join_torchrun, launched_by_torchrun
 
-    with _warnings_below_the_bar():
+    with warnings_below_the_bar():
         if not launched_by_torchrun():
             return _train(args, SINGLE, args.device, None)
         with (
@@ -175,12 +158,5 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--upsample", choices=("nearest", "transposed"), default="nearest")
     parser.add_argument("--output-layer", choices=("linear", "tanh"), default="linear")
     parser.add_argument("--resume", action="store_true", help="continue from the saved state")
-    parser.add_argument(
-        "--collective-timeout",
-        type=float,
-        default=600.0,
-        metavar="SECONDS",
-        help="under torchrun: how long a process waits for the others before it gives up with an error "
-        "(default 600)",
-    )
+    add_collective_timeout(parser)
     parser.set_defaults(run=_train_command)

@@ -53,3 +53,8 @@ class MaskError(DepthStyleError, ValueError):
 
 class DistributedTrainingError(TrainingError):
     """A training process lost contact with the others (one died, hung or was stopped)."""
+
+
+class DatasetError(DepthStyleError, RuntimeError):
+    """A dataset stylisation cannot start or go on: the output folder overlaps the photos or was made with
+    other settings, or an output file cannot be written."""

@@ -37,3 +37,20 @@ def vgg() -> VGG16Features:
 def depth_net() -> nn.Module:
     """The tiny random-weight Depth Anything of tests/factories.py."""
     return build_depth_anything(random_depth_state_dict(seed=1))
+
+
+@pytest.fixture(scope="session")
+def dataset_reference(tmp_path_factory):
+    """The generated dataset of tests/dataset_helpers.py stylised once by one process: ``(photos,
+    paintings, output folder, exit status, stderr)``; every other run on the tree must end equal to it."""
+    from .dataset_helpers import stylize_dataset_cli, write_tree
+
+    root = tmp_path_factory.mktemp("dataset")
+    photos, paintings = write_tree(root)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code, said = stylize_dataset_cli(photos, paintings, root / "reference")
+    finally:
+        torch.set_num_threads(previous)
+    return photos, paintings, root / "reference", code, said

@@ -13,6 +13,7 @@ from depthstyle.depthstyle_core.any_style import model_file
 from depthstyle.depthstyle_core.any_style import stylize as any_stylize
 from depthstyle.depthstyle_core.models import vgg
 from depthstyle.trainers import OptimizeConfig, TrainConfig, optimize_style, train_style
+from depthstyle.trainers.datasets import DatasetConfig, stylize_dataset
 
 PUBLIC = {
     "estimate_depth": depth.estimate_depth,
@@ -28,6 +29,8 @@ PUBLIC = {
     "train_style": train_style,
     "OptimizeConfig": OptimizeConfig,
     "optimize_style": optimize_style,
+    "DatasetConfig": DatasetConfig,
+    "stylize_dataset": stylize_dataset,
 }
 
 

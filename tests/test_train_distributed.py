@@ -25,10 +25,8 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,6 +46,7 @@ from depthstyle.trainers.feedforward import train_style
 from depthstyle.trainers.state import load_train_state
 
 from .factories import smooth_images, write_depth_checkpoint, write_vgg_checkpoint
+from .process_helpers import agentless_processes, lose_one, wait_until
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 SETTINGS = {
@@ -275,58 +274,19 @@ def cli_training(inputs: dict[str, str], out: Path, *options: str) -> list[str]:
     ]
 
 
-def wait_for(path: Path, processes: list[subprocess.Popen], seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while not path.exists():
-        assert all(p.poll() is None for p in processes), "a training process ended early"
-        assert time.monotonic() < deadline, f"{path} did not appear"
-        time.sleep(0.05)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.parametrize("fate", ["killed", "frozen"])
 def test_when_a_process_dies_or_hangs_the_other_exits_with_an_error_in_bounded_time(inputs, tmp_path, fate):
     """Two ``depthstyle train`` processes given torchrun's environment but no torchrun agent, as on
     two machines (a local agent would end the survivor itself): the survivor must give up on its
     own, within the collective timeout, and leave a loadable checkpoint."""
     timeout = 3
-    port = free_port()
     out = tmp_path / "style.safetensors"
     args = cli_training(inputs, out, "--collective-timeout", str(timeout))
-    processes, logs = [], []
-    for rank in (0, 1):
-        env = {
-            **os.environ,
-            "MASTER_ADDR": "127.0.0.1",
-            "MASTER_PORT": str(port),
-            "WORLD_SIZE": "2",
-            "RANK": str(rank),
-            "LOCAL_RANK": str(rank),
-            "TORCHELASTIC_RUN_ID": "test",
-            "OMP_NUM_THREADS": "1",
-        }
-        logs.append(tmp_path / f"rank{rank}.log")
-        with open(logs[-1], "w") as log:
-            command = [sys.executable, "-m", "depthstyle", *args]
-            processes.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))
-    survivor, victim = processes
-    try:
-        wait_for(tmp_path / "style.state.safetensors", processes)
-        os.kill(victim.pid, signal.SIGKILL if fate == "killed" else signal.SIGSTOP)
-        hit = time.monotonic()
-        code = survivor.wait(timeout=timeout + 60)
-        waited = time.monotonic() - hit
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    message = logs[0].read_text()
+    with agentless_processes(args, tmp_path) as (survivor, victim):
+        state = tmp_path / "style.state.safetensors"
+        wait_until(state.exists, [survivor, victim], f"{state} appearing")
+        code, waited = lose_one(victim, survivor, fate, timeout)
+    message = (tmp_path / "rank0.log").read_text()
     assert code == 2, message[-3000:]
     assert waited < timeout + 20, waited
     assert "depthstyle train: error: training process 0 of 2 lost contact with the others" in message
@@ -346,7 +306,7 @@ def test_sigterm_under_torchrun_saves_one_checkpoint_and_every_process_exits(inp
             command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"}
         )
     try:
-        wait_for(tmp_path / "style.state.safetensors", [launcher])
+        wait_until((tmp_path / "style.state.safetensors").exists, [launcher], "the first checkpoint")
         launcher.send_signal(signal.SIGTERM)
         launcher.wait(timeout=60)
     finally:

@@ -1,7 +1,8 @@
 """Training loops. They depend on depthstyle_core and never on ComfyUI.
 
 ``train_style`` trains a feed-forward style network with the depth loss (see :mod:`.feedforward`);
-``optimize_style`` stylises images with any painting by optimising their pixels (see :mod:`.optimize`).
+``optimize_style`` stylises images with any painting by optimising their pixels (see :mod:`.optimize`);
+``stylize_dataset`` stylises whole folders of photos on one process or many (see :mod:`.datasets`).
 """
 
 from .config import TrainConfig

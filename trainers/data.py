@@ -32,19 +32,20 @@ from ..depthstyle_core.images import to_rgb
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 _ORDER_STREAM = 0
 _CROP_STREAM = 1
-_DECODE_ERRORS = (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError)
+DECODE_ERRORS = (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError)
 
 Placement = Callable[[int, int], tuple[int, int]]
 
 
-def _shorter_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
+def shorter_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
     """(height, width) scaled so that the shorter side is ``short_side``; no side below it."""
     scale = short_side / min(height, width)
     return max(short_side, round(height * scale)), max(short_side, round(width * scale))
 
 
-def _list_images(root: Path) -> list[tuple[str, int]]:
-    """``(path, size in bytes)`` of every image file under ``root``, in the order of sorted ``Path``s.
+def list_images(root: Path, suffixes: Collection[str] = IMAGE_SUFFIXES) -> list[tuple[str, int]]:
+    """``(path, size in bytes)`` of every file under ``root`` whose lower-case suffix is in ``suffixes``,
+    in the order of sorted ``Path``s.
 
     ``os.scandir`` reads the file types with the directory listing, so only the sizes cost a call
     per file. Links to files count; links to folders are not followed; unreadable sub-folders are
@@ -63,17 +64,17 @@ def _list_images(root: Path) -> list[tuple[str, int]]:
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
                 folders.append(entry.path)
-            elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES and entry.is_file():
+            elif os.path.splitext(entry.name)[1].lower() in suffixes and entry.is_file():
                 found.append((entry.path, entry.stat().st_size))
     found.sort(key=lambda item: item[0].split(os.sep))
     return found
 
 
-def unreadable_summary(names: Collection[str], shown: int = 5) -> str:
+def unreadable_summary(names: Collection[str], shown: int = 5, what: str = "content file") -> str:
     """``"3 unreadable content files: a.jpg, b.png, c.jpg"``, naming the first ``shown`` (sorted)."""
     first = sorted(names)[:shown]
     more = f" and {len(names) - len(first)} more" if len(names) > len(first) else ""
-    return f"{len(names)} unreadable content file{'s' if len(names) != 1 else ''}: {', '.join(first)}{more}"
+    return f"{len(names)} unreadable {what}{'s' if len(names) != 1 else ''}: {', '.join(first)}{more}"
 
 
 def _to_tensor(image: Image.Image) -> torch.Tensor:
@@ -109,7 +110,7 @@ class ContentSource:
         root = Path(folder)
         if not root.is_dir():
             raise InputImageError(f"content image folder not found: {root}")
-        listed = _list_images(root)
+        listed = list_images(root)
         if not listed:
             raise InputImageError(
                 f"no training images in {root} (sub-folders searched too). "
@@ -166,7 +167,7 @@ class ContentSource:
         """
         if self._files is None:
             image = self._images[index : index + 1]
-            height, width = _shorter_side_size(image.shape[-2], image.shape[-1], short_side)
+            height, width = shorter_side_size(image.shape[-2], image.shape[-1], short_side)
             resized = F.interpolate(
                 image, size=(height, width), mode="bilinear", align_corners=False, antialias=True
             )[0].clamp_(0, 1)
@@ -175,7 +176,7 @@ class ContentSource:
         path = self._files[index]
         try:
             with Image.open(path) as image:
-                height, width = _shorter_side_size(image.height, image.width, short_side)
+                height, width = shorter_side_size(image.height, image.width, short_side)
                 top, left = place(height, width)
                 image.draft("RGB", (width, height))
                 image.load()
@@ -188,7 +189,7 @@ class ContentSource:
                     (top + out_h) * rgb.height / height,
                 )
                 rgb = rgb.resize((out_w, out_h), Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
-        except _DECODE_ERRORS as exc:
+        except DECODE_ERRORS as exc:
             raise InputImageError(f"cannot decode {path}: {exc}") from exc
         return _to_tensor(rgb)
 

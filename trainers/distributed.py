@@ -1,4 +1,5 @@
-"""Training one style with several processes: the team of processes and what they agree on.
+"""Work shared by several processes (training one style, stylising a dataset): the team of processes
+and what they agree on.
 
 ``torchrun`` starts one process per GPU (and per machine) and tells each, in its environment, its
 rank, the world size and where to meet; ``init_process_group(init_method="env://")`` reads that, so
@@ -38,15 +39,20 @@ def launched_by_torchrun() -> bool:
 
 @dataclass(frozen=True)
 class Team:
-    """The processes training one style: this one is ``rank`` of ``world_size``; rank 0 writes files.
+    """The processes doing one job: this one is ``rank`` of ``world_size``; rank 0 writes files.
 
-    ``control`` is the gloo process group for host-side values (None for a single process).
+    ``control`` is the gloo process group for host-side values (None for a single process). ``role``,
+    ``after_failure`` and ``same_inputs`` word the errors for the job (training by default): what the
+    processes do, what is kept and how to go on after one is lost, and what every machine must share.
     """
 
     rank: int = 0
     world_size: int = 1
     control: Any = None
     timeout_s: float = DEFAULT_TIMEOUT_S
+    role: str = "training"
+    after_failure: str = "The last checkpoint is kept: start the run again with --resume (resume=True)."
+    same_inputs: str = "the same content images at the same path, the same style image and the same options"
 
     @property
     def is_main(self) -> bool:
@@ -70,10 +76,9 @@ class Team:
             if not self.is_distributed:
                 raise
             raise DistributedTrainingError(
-                f"training process {self.rank} of {self.world_size} lost contact with the others while "
+                f"{self.role} process {self.rank} of {self.world_size} lost contact with the others while "
                 f"{what}: {exc}. Another process probably stopped or failed (see its messages) or did not "
-                f"answer within {self.timeout_s:g} s. The last checkpoint is kept: start the run again "
-                "with --resume (resume=True)."
+                f"answer within {self.timeout_s:g} s. {self.after_failure}"
             ) from exc
 
     def any(self, flag: bool) -> bool:
@@ -129,35 +134,36 @@ class Team:
             dist.broadcast_object_list(box, src=0, group=self.control)
         return box[0]
 
-    def union(self, names: set[str]) -> set[str]:
-        """The union of every process's ``names``."""
+    def gather(self, value: T, what: str) -> list[T]:
+        """Every process's ``value`` (any picklable object), in rank order, on every process; ``what``
+        names the exchange in the error when a process is lost."""
         if not self.is_distributed:
-            return set(names)
+            return [value]
         import torch.distributed as dist
 
         gathered: list[Any] = [None] * self.world_size
-        with self.talking("collecting the unreadable files"):
-            dist.all_gather_object(gathered, sorted(names), group=self.control)
-        return {name for part in gathered for name in part}
+        with self.talking(what):
+            dist.all_gather_object(gathered, value, group=self.control)
+        return gathered
+
+    def union(self, names: set[str]) -> set[str]:
+        """The union of every process's ``names``."""
+        parts = self.gather(sorted(names), "collecting the unreadable files")
+        return {name for part in parts for name in part}
 
     def check_same(self, facts: Mapping[str, str]) -> None:
         """Raise :class:`TrainingError` on every process unless all of them have the same ``facts``
         (e.g. the settings and the content images' fingerprint) as rank 0."""
         if not self.is_distributed:
             return
-        import torch.distributed as dist
-
-        gathered: list[Any] = [None] * self.world_size
-        with self.talking("comparing the settings of the processes"):
-            dist.all_gather_object(gathered, dict(facts), group=self.control)
+        gathered = self.gather(dict(facts), "comparing the settings of the processes")
         main = gathered[0]
         for rank, other in enumerate(gathered):
             differing = [what for what in main if other.get(what) != main[what]]
             if differing:
                 raise TrainingError(
-                    f"training process {rank} does not see the same {', '.join(differing)} as process 0. "
-                    "Every machine needs the same content images at the same path, the same style "
-                    "image and the same options."
+                    f"{self.role} process {rank} does not see the same {', '.join(differing)} as process 0. "
+                    f"Every machine needs {self.same_inputs}."
                 )
 
     def prepare_model(self, net: nn.Module, device: torch.device) -> nn.Module:
@@ -196,7 +202,7 @@ def process_device(device: str | torch.device) -> torch.device:
         )
     if local_rank >= count:
         raise TrainingError(
-            f"training process with local rank {local_rank} has no GPU: {count} visible on this machine. "
+            f"the process with local rank {local_rank} has no GPU: {count} visible on this machine. "
             f"Start at most {count} processes per machine (torchrun --nproc_per_node={count})."
         )
     return torch.device("cuda", local_rank)
