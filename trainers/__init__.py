@@ -6,7 +6,8 @@
 
 from .config import TrainConfig
 from .data import IMAGE_SUFFIXES, ContentSource
-from .feedforward import TrainResult, train_style
+from .feedforward import train_style
+from .loop import TrainResult
 from .optimize import optimize_style
 from .optimize_config import OptimizeConfig
 from .paths import TrainPaths
