@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import compare, convert, depth, evaluate, optimize, stylize, train
+from . import compare, convert, depth, evaluate, optimize, stylize, train, train_any
 from .common import EXIT_ERROR, default_models_dir
 
-COMMANDS = (depth, stylize, optimize, train, evaluate, compare, convert)
+COMMANDS = (depth, stylize, optimize, train, train_any, evaluate, compare, convert)
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, after_command: bool = False) -> None:

@@ -66,10 +66,32 @@ class Console:
         self.losses.clear()
         self.losses.update({k: record[k] for k in self.shown_terms if k in record})
 
+    def hooks(self) -> dict[str, Any]:
+        """The keyword arguments that connect a trainer to this console."""
+        return {
+            "on_progress": self.on_progress,
+            "on_log": self.on_log,
+            "should_stop": self.should_stop,
+            "team": self.team,
+        }
+
     def say_global_batch(self, batch_size: int) -> None:
         if self.team.is_distributed:
             crops = self.team.world_size * batch_size
             self.say(f"{self.team.world_size} processes x batch {batch_size} = {crops} crops per step")
+
+
+def load_loss_networks(args: argparse.Namespace, depth_weight: float, console: Console) -> tuple[Any, Any]:
+    """VGG-16 from ``<models-dir>/vgg``, and ``--depth-model`` when the depth loss is on (None when off)."""
+    from ..depthstyle_core.depth import load_depth_model
+    from ..depthstyle_core.models.vgg import load_vgg16
+
+    vgg = load_vgg16(model_dirs=[args.models_dir / "vgg"])
+    if depth_weight <= 0:
+        return vgg, None
+    depth = load_depth_model(args.depth_model, model_dirs=[args.models_dir / "depth"])
+    console.say(f"depth model: {depth.name} (licence {depth.licence})")
+    return vgg, depth
 
 
 Trainer = Callable[[argparse.Namespace, "Team", "str | torch.device", Console], "TrainResult"]

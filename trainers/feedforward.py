@@ -15,8 +15,6 @@ whether to stop; only rank 0 writes files and previews. A team of one runs the s
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import AbstractContextManager
 from typing import Any
 
 import torch
@@ -32,15 +30,14 @@ from ..depthstyle_core.models.vgg import VGG16Features
 from ..depthstyle_core.style_model import save_style_model
 from .callbacks import LogCallback, PreviewCallback, ProgressCallback, StopCallback, TrainCallbacks
 from .config import TrainConfig
-from .data import BatchStream, ContentSource, CropSampler
+from .data import ContentSource, CropSampler
 from .distributed import SINGLE, Team
 from .inputs import as_content_source, fingerprint_tensor
 from .loop import TrainingLoop, TrainResult, restored_adam
 from .loss_log import TERMS
-from .loss_networks import autograd_ready, depth_network
+from .loss_networks import autograd_ready, weighted_depth_network
 from .objective import StyleObjective, prepare_style_image
 from .paths import TrainPaths
-from .run_files import ModelWriter
 
 __all__ = ["TrainResult", "train_style"]
 
@@ -59,6 +56,8 @@ _MUST_MATCH = (
 
 class _Run(TrainingLoop):
     """One training run of a style network: the network, optimiser, objective and data."""
+
+    write_model = staticmethod(save_style_model)
 
     def __init__(
         self,
@@ -145,32 +144,10 @@ class _Run(TrainingLoop):
             with self.team.talking("starting a step"):
                 stylised = self.model(batch)
             total, weighted = self.objective(stylised, batch)
-        self.optimizer.zero_grad(set_to_none=True)
-        with self.team.talking("averaging the gradients"):
-            total.backward()
-        self.optimizer.step()
-        self.add_losses(total, weighted)
+        self.descend(total, weighted)
 
-    def batches(self, workers: int) -> AbstractContextManager[Iterator[Tensor]]:
-        return BatchStream(
-            self.sampler,
-            self.config.batch_size,
-            start_step=self.step,
-            workers=workers,
-            device=self.device,
-            rank=self.team.rank,
-            world_size=self.team.world_size,
-        )
-
-    def failed_files(self) -> set[str]:
-        return set(self.sampler.failed)
-
-    def model_file(self) -> tuple[ModelWriter, dict[str, str]]:
-        def save(path, metadata):
-            return save_style_model(path, self.net, extra_metadata=metadata)
-
-        extra = {"train.style_sha256": self.info["style_sha256"], "train.content": self.info["content"]}
-        return save, extra
+    def model_metadata(self) -> dict[str, str]:
+        return {"train.style_sha256": self.info["style_sha256"], "train.content": self.info["content"]}
 
     def preview(self) -> Tensor:
         """The fixed preview image stylised by the current network, ``[1,3,H,W]`` 0..1 on the CPU."""
@@ -218,12 +195,7 @@ def train_style(
     """
     config = config or TrainConfig()
     device = torch.device(device)
-    network, depth_name = depth_network(depth_model)
-    if config.depth_weight > 0 and network is None:
-        raise ValueError(
-            f"depth_weight is {config.depth_weight} but no depth model was given: pass "
-            "depth_model=load_depth_model(...), or set depth_weight=0 to train without the depth loss"
-        )
+    network, depth_name = weighted_depth_network(depth_model, config.depth_weight)
     paths = TrainPaths.for_model(out_path)
     callbacks = TrainCallbacks(on_progress, on_preview, on_log, should_stop)
     with torch.inference_mode(False), torch.enable_grad():
@@ -241,6 +213,4 @@ def train_style(
             resume,
             team or SINGLE,
         )
-        if run.step >= config.iterations:
-            return run.result(stopped=False)
         return run.run()

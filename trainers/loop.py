@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,13 +25,13 @@ from torch import Tensor, nn
 
 from ..depthstyle_core.errors import TrainingError
 from .callbacks import TrainCallbacks
-from .data import unreadable_summary
+from .data import BatchStream, unreadable_summary
 from .distributed import Team
 from .loss_log import LossLog
 from .loss_networks import device_precision
 from .paths import TrainPaths
 from .resume import MustMatch, load_resumable
-from .run_files import ModelWriter, write_checkpoint_files
+from .run_files import write_checkpoint_files
 from .settings import RunSettings
 from .state import TrainState
 
@@ -70,9 +70,9 @@ def restored_adam(
 
 class TrainingLoop:
     """One run between checkpoints. The subclass's ``__init__`` calls this one first, then sets
-    :attr:`net` (the trained network), :attr:`optimizer` and :attr:`objective` (whose
-    ``balancer.magnitudes`` are saved for resuming), and implements the methods that raise
-    ``NotImplementedError`` here.
+    :attr:`net` (the trained network), :attr:`optimizer`, :attr:`objective` (whose
+    ``balancer.magnitudes`` are saved for resuming) and :attr:`sampler` (the batches of every step and
+    the files that failed), and implements the methods that raise ``NotImplementedError`` here.
 
     ``info`` describes the run for the checkpoint and the log; ``same_on_every_process`` maps info keys
     to what they are (every process must see the same); ``must_match`` the info keys a resumed run
@@ -82,8 +82,11 @@ class TrainingLoop:
     net: nn.Module
     optimizer: torch.optim.Optimizer
     objective: Any
+    sampler: Any
     file_noun = "content file"
     """How the console names one unreadable training file."""
+    write_model: Callable[..., Path]
+    """``write_model(path, net, extra_metadata=...)``: how the model file is written."""
 
     def __init__(
         self,
@@ -126,30 +129,43 @@ class TrainingLoop:
     # The network-specific parts.
 
     def train_step(self, batch: Tensor) -> None:
-        """One optimiser step on ``batch``; ends with :meth:`add_losses`. Nothing here should wait
-        for the device."""
-        raise NotImplementedError
-
-    def batches(self, workers: int) -> AbstractContextManager[Iterator[Tensor]]:
-        """The batches of steps ``self.step``, ``self.step + 1``, ... for this process."""
-        raise NotImplementedError
-
-    def failed_files(self) -> set[str]:
-        """The training files that could not be decoded so far (this process)."""
+        """One optimiser step on ``batch``, ending with :meth:`descend`. Nothing here should wait for
+        the device."""
         raise NotImplementedError
 
     def preview(self) -> Tensor:
         """Write and return the preview of the current network, ``[1,3,H,W]`` 0..1 on the CPU."""
         raise NotImplementedError
 
-    def model_file(self) -> tuple[ModelWriter, dict[str, str]]:
-        """How the model file is written, and the metadata this trainer adds to it."""
+    def model_metadata(self) -> dict[str, str]:
+        """What this trainer adds to the model file's metadata."""
         raise NotImplementedError
 
     # The shared parts.
 
-    def add_losses(self, total: Tensor, weighted: Mapping[str, Tensor]) -> None:
-        """Count this step: its losses join the running sums of the log interval."""
+    def batches(self, workers: int) -> AbstractContextManager[Iterator[Tensor]]:
+        """The batches of steps ``self.step``, ``self.step + 1``, ... for this process."""
+        return BatchStream(
+            self.sampler,
+            self.config.batch_size,
+            start_step=self.step,
+            workers=workers,
+            device=self.device,
+            rank=self.team.rank,
+            world_size=self.team.world_size,
+        )
+
+    def failed_files(self) -> set[str]:
+        """The training files that could not be decoded so far (this process)."""
+        return set(self.sampler.failed)
+
+    def descend(self, total: Tensor, weighted: Mapping[str, Tensor]) -> None:
+        """The optimiser step on ``total`` (gradients averaged over the processes), then counting it:
+        its losses join the running sums of the log interval."""
+        self.optimizer.zero_grad(set_to_none=True)
+        with self.team.talking("averaging the gradients"):
+            total.backward()
+        self.optimizer.step()
         self.step += 1
         values = [total.detach()] + [
             weighted[t] if t in weighted else torch.zeros_like(total) for t in self.terms[1:]
@@ -208,7 +224,10 @@ class TrainingLoop:
         if self.team.is_main:
             magnitudes = self.objective.balancer.magnitudes
             info = {**self.info, "magnitudes": magnitudes, "seconds": self.log.seconds}
-            save_model, metadata = self.model_file()
+
+            def save_model(path: Path, metadata: dict[str, str]) -> Path:
+                return self.write_model(path, self.net, extra_metadata=metadata)
+
             write_checkpoint_files(
                 self.paths,
                 self.step,
@@ -219,7 +238,7 @@ class TrainingLoop:
                 self.log,
                 self.unreadable,
                 save_model,
-                metadata,
+                self.model_metadata(),
             )
         self.saved_step = self.step
 
@@ -239,7 +258,10 @@ class TrainingLoop:
         )
 
     def run(self) -> TrainResult:
-        """Train until ``iterations`` or until the host stops us; checkpoint on the way out."""
+        """Train until ``iterations`` or until the host stops us; checkpoint on the way out. A run
+        that is already complete returns at once."""
+        if self.step >= self.config.iterations:
+            return self.result(stopped=False)
         config = self.config
         threads = (
             config.loader_threads
