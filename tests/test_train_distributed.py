@@ -20,7 +20,6 @@ summation order multiplies that rounding noise by about 30.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -29,7 +28,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,6 +45,7 @@ from depthstyle.trainers.distributed import process_device
 from depthstyle.trainers.feedforward import train_style
 from depthstyle.trainers.state import load_train_state
 
+from .distributed_helpers import native_convolutions, torchrun
 from .factories import smooth_images, write_depth_checkpoint, write_vgg_checkpoint
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
@@ -68,21 +67,6 @@ RUN_FILES = {
     "style.loss.png",
     "style.preview.png",
 }
-
-
-@contextlib.contextmanager
-def native_convolutions() -> Iterator[None]:
-    """oneDNN off, as in the worker processes (see the module docstring)."""
-    previous = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = previous
-
-
-def torchrun(*args: str) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args]
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
