@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from .training_run import Console, Wording, add_collective_timeout, add_settings, given_settings, run_training
+from .training_run import (
+    Console,
+    Wording,
+    add_collective_timeout,
+    add_settings,
+    given_settings,
+    load_loss_networks,
+    run_training,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -60,16 +68,10 @@ def _config(args: argparse.Namespace) -> AnyTrainConfig:
 
 
 def _train(args: argparse.Namespace, team: Team, device: str | torch.device, console: Console) -> TrainResult:
-    from ..depthstyle_core.depth import load_depth_model
-    from ..depthstyle_core.models.vgg import load_vgg16
     from ..trainers.any_train import train_any_style
 
     config = _config(args)
-    vgg = load_vgg16(model_dirs=[args.models_dir / "vgg"])
-    depth = None
-    if config.depth_weight > 0:
-        depth = load_depth_model(args.depth_model, model_dirs=[args.models_dir / "depth"])
-        console.say(f"depth model: {depth.name} (licence {depth.licence})")
+    vgg, depth = load_loss_networks(args, config.depth_weight, console)
     console.say(f"starting weights: {config.init}")
     console.say_global_batch(config.batch_size)
     return train_any_style(
@@ -81,10 +83,7 @@ def _train(args: argparse.Namespace, team: Team, device: str | torch.device, con
         depth_model=depth,
         device=device,
         resume=args.resume,
-        on_progress=console.on_progress,
-        on_log=console.on_log,
-        should_stop=console.should_stop,
-        team=team,
+        **console.hooks(),
     )
 
 
