@@ -131,6 +131,7 @@ def test_ui_workflow_is_served_as_a_template_and_matches_its_api_twin(comfy, obj
         "depth_masked_stylize",
         "video_stylize",
         "structure_report",
+        "stylize_any_painting",
     }
     workflow = comfy.get_json("/api/workflow_templates/depthstyle/depth_preview.json")
     assert workflow == json.loads((REPO / "workflows" / "depth_preview.json").read_text())
