@@ -117,7 +117,7 @@ class ContentSource:
         listed = _list_images(root)
         if not listed:
             raise InputImageError(
-                f"no {kind}s in {root} (sub-folders searched too). "
+                f"no training images in {root} (the {kind} folder; sub-folders searched too). "
                 f"Accepted extensions: {', '.join(IMAGE_SUFFIXES)}."
             )
         files = [path for path, _ in listed]
