@@ -23,6 +23,8 @@ _PUBLIC = {
     "stylize_any": ".depthstyle_core.any_style.stylize",
     "TrainConfig": ".trainers",
     "train_style": ".trainers",
+    "AnyTrainConfig": ".trainers",
+    "train_any_style": ".trainers",
     "OptimizeConfig": ".trainers",
     "optimize_style": ".trainers",
     "DatasetConfig": ".trainers.datasets",

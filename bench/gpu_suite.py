@@ -1,10 +1,11 @@
 """GPU benchmark suite: depth, stylisation, the any-painting network, training, multi-GPU training
-scaling, per-image optimisation and stylising a dataset on every GPU, written as JSON + Markdown.
+scaling, per-image optimisation, stylising a dataset on every GPU, and training the any-painting network
+(one GPU and all of them), written as JSON + Markdown.
 
 Random weights with the real architectures (speed does not depend on the values). Every timing is
 synchronised, best of a few repeats after warm-up; ratios compare runs made in this same process.
 
-Run on a CUDA machine (about 7 minutes on an H100):
+Run on a CUDA machine (about 10 minutes on an H100):
     python bench/gpu_suite.py --device cuda
 Check that it works on the CPU (tiny sizes, seconds):
     python bench/gpu_suite.py --device cpu --quick
@@ -20,7 +21,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from common import command_and_machine, random_depth_anything, transformers_depth_anything_small
+from any_train_gpu import bench_any_multi_gpu, bench_any_training
+from common import (
+    StepMarks,
+    command_and_machine,
+    join_like_torchrun,
+    random_depth_anything,
+    rates_by_world,
+    transformers_depth_anything_small,
+)
 
 from depthstyle.depthstyle_core.any_style.model_file import load_any_style_model
 from depthstyle.depthstyle_core.any_style.stylize import style_signals, stylize_any
@@ -40,7 +49,17 @@ from depthstyle.trainers.optimize_config import OptimizeConfig
 
 RESULTS = Path(__file__).parent / "results"
 PRECISIONS = ("fp32", "fp16", "bf16")
-SECTIONS = ("depth", "stylize", "any_style", "training", "multi_gpu", "optimize", "dataset")
+SECTIONS = (
+    "depth",
+    "stylize",
+    "any_style",
+    "training",
+    "multi_gpu",
+    "optimize",
+    "dataset",
+    "any_training",
+    "any_multi_gpu",
+)
 IMAGENET_PER_GPU_GOAL = 360  # images/s per GPU: ImageNet-1k's 1.28 M photos in an hour on 8 GPUs
 
 
@@ -254,15 +273,7 @@ def bench_training(
             log_every=10**9,
             preview_every=0,
         )
-        marks: dict[int, float] = {}
-
-        def on_progress(step, total, preview, marks=marks):
-            if step in (warm, total):
-                timer.sync()
-                marks[step] = time.perf_counter()
-                if step == warm:
-                    timer.reset_peak()
-
+        marks = StepMarks(warm, device, at_warm=timer.reset_peak)
         train_style(
             style,
             content,
@@ -271,16 +282,16 @@ def bench_training(
             vgg=vgg,
             depth_model=depth_model,
             device=device,
-            on_progress=on_progress,
+            on_progress=marks,
         )
-        seconds = marks[warm + measured] - marks[warm]
+        rate = marks.steps_per_second()
         rows.append(
             {
                 "depth_loss": bool(depth_weight),
                 "image_size": image_size,
                 "batch": 4,
-                "iterations_per_s": round(measured / seconds, 2),
-                "minutes_for_40k": round(40_000 / (measured / seconds) / 60, 1),
+                "iterations_per_s": round(rate, 2),
+                "minutes_for_40k": round(40_000 / rate / 60, 1),
                 "peak_gb": timer.peak_gb(),
             }
         )
@@ -336,17 +347,9 @@ def _multi_process_worker(
     rank: int, world: int, port: int, device_type: str, quick: bool, out_dir: Path, steps: tuple, queue
 ) -> None:
     """One training process of :func:`bench_multi_gpu`, joined as torchrun would (env://)."""
-    import os
-
     from depthstyle.trainers.distributed import join_torchrun
 
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        WORLD_SIZE=str(world),
-        LOCAL_RANK=str(rank),
-    )
+    join_like_torchrun(rank, world, port)
     if device_type == "cpu":
         torch.set_num_threads(1)
     warm, measured = steps
@@ -363,14 +366,7 @@ def _multi_process_worker(
             log_every=10**9,
             preview_every=0,
         )
-        marks: dict[int, float] = {}
-
-        def on_progress(step, total, preview):
-            if step in (warm, total):
-                if device.type == "cuda":
-                    torch.cuda.synchronize(device)
-                marks[step] = time.perf_counter()
-
+        marks = StepMarks(warm, device)
         train_style(
             torch.rand(1, 3, image_size, image_size),
             torch.rand(32, 3, image_size + 32, image_size + 32),
@@ -379,11 +375,11 @@ def _multi_process_worker(
             vgg=VGG16Features(),
             depth_model=random_depth_anything(DepthAnythingConfig.variant("small")),
             device=device,
-            on_progress=on_progress,
+            on_progress=marks,
             team=team,
         )
         if team.is_main:
-            queue.put(measured / (marks[warm + measured] - marks[warm]))
+            queue.put(marks.steps_per_second())
 
 
 def bench_multi_gpu(
@@ -393,24 +389,11 @@ def bench_multi_gpu(
     (DistributedDataParallel, batch 4 per process, depth loss on), and the scaling efficiency: the
     N-process rate over the 1-process rate (each step of N processes trains N times the crops).
     On the CPU it runs 2 gloo processes, to check the code path."""
-    import socket
-
-    import torch.multiprocessing as mp
-
     count = torch.cuda.device_count() if device.type == "cuda" else 2
     if count < 2:
         return [{"processes": count, "note": "needs 2 or more GPUs"}]
     steps = steps or ((2, 3) if quick else (20, 200))
-    rates = {}
-    for world in (1, count):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        context = mp.get_context("spawn")
-        queue = context.Queue()
-        args = (world, port, device.type, quick, out_dir, steps, queue)
-        mp.start_processes(_multi_process_worker, args=args, nprocs=world, start_method="spawn")
-        rates[world] = queue.get(timeout=60)
+    rates = rates_by_world(_multi_process_worker, (1, count), (device.type, quick, out_dir, steps))
     rows = [
         {
             "processes": world,
@@ -531,6 +514,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     device = torch.device(args.device)
+    if args.quick and device.type == "cpu":
+        torch.set_num_threads(1)  # tiny sizes: on a shared CPU, more threads only wait for each other
     timer = Timer(device)
     torch.backends.cudnn.benchmark = True
     result: dict = {"environment": environment(device)}
@@ -544,6 +529,8 @@ def main() -> None:
         "optimize": lambda: bench_optimize(device, args.quick, timer),
         "multi_gpu": lambda: bench_multi_gpu(device, args.quick, scratch, args.train_steps),
         "dataset": lambda: bench_dataset(device, args.quick, timer),
+        "any_training": lambda: bench_any_training(device, args.quick, timer, scratch, args.train_steps),
+        "any_multi_gpu": lambda: bench_any_multi_gpu(device, args.quick, scratch, args.train_steps),
     }
     for section in args.sections:
         start = time.perf_counter()

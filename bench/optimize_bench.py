@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from common import best_seconds_interleaved, command_and_machine, random_depth_anything
+from common import best_step_seconds, command_and_machine, random_depth_anything
 
 from depthstyle.depthstyle_core.depth import depth_for_loss
 from depthstyle.depthstyle_core.losses import gram_matrix, normalize_depth_ssi
@@ -94,34 +94,21 @@ def steps_per_second(quick: bool, repeats: int, precision: str) -> dict:
         depth_resolution=resolution,
         precision=precision,
     )
-    marks: dict[str, list[float]] = {"ours": [], "plain": []}
 
-    def ours() -> None:
-        marks["ours"].clear()
+    def ours(marks: list[float]) -> None:
         optimize_style(
             content,
             style,
             vgg=vgg,
             depth_model=depth,
             config=config,
-            on_progress=lambda done, total, preview: marks["ours"].append(time.perf_counter()),
+            on_progress=lambda done, total, preview: marks.append(time.perf_counter()),
         )
 
-    def plain() -> None:
-        marks["plain"].clear()
-        plain_reference(content, style, vgg, depth, steps, resolution, marks["plain"])
+    def plain(marks: list[float]) -> None:
+        plain_reference(content, style, vgg, depth, steps, resolution, marks)
 
-    best = {"ours": float("inf"), "plain": float("inf")}
-
-    def timed(name, run):
-        def call():
-            run()
-            stamps = marks[name]
-            best[name] = min(best[name], (stamps[-1] - stamps[0]) / (len(stamps) - 1))
-
-        return call
-
-    best_seconds_interleaved({"ours": timed("ours", ours), "plain": timed("plain", plain)}, repeats)
+    best = best_step_seconds({"ours": ours, "plain": plain}, repeats)
     return {
         "ours_precision": precision,
         "size": f"{size}x{size}",

@@ -1,19 +1,26 @@
-"""``depthstyle compare``: stylise photos with several style models and compare how well each keeps the
+"""``depthstyle compare``: stylise photos with several models and compare how well each keeps the
 photos' structure (the paper's comparison of a depth-aware model with its baseline, as one command).
 
+The models are style models (one style each) or any-painting models (``builtin``, or a file of that
+architecture such as a depth-aware fine-tune). Any-painting models paint every photo with every
+painting of ``--paintings`` (or with ``--style``), so each model gets the same photo x painting pairs,
+and the style distance is measured against each pair's painting.
+
 Writes ``table.md`` (one row per model: the mean of each metric), ``metrics.csv`` (one row per model and
-photo), ``summary.json``, a figure ``<photo stem>_compare.png`` per photo with the models side by side, and
-the stylised images under ``stylized/<model>/``.
+photo or pair), ``summary.json``, a figure per photo (``<photo>_compare.png``) or pair
+(``<photo>__<painting>_compare.png``) with the models side by side, and the stylised images under
+``stylized/<model>/``.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 from .common import EXIT_SKIPPED, expand_images
+from .compare_models import BUILTIN_MODEL, load_painters
 from .report_common import (
     add_report_options,
     load_report_models,
@@ -35,12 +42,6 @@ TABLE_HEADINGS = {
 }
 
 
-def model_labels(models: Sequence[str]) -> list[str]:
-    """A short, unique label per model: its file stem, numbered when two stems are the same."""
-    stems = [Path(model).stem for model in models]
-    return [stem if stems.count(stem) == 1 else f"{stem} ({index + 1})" for index, stem in enumerate(stems)]
-
-
 def _cell(value: float | None) -> str:
     if value is None:
         return "n/a"
@@ -48,12 +49,15 @@ def _cell(value: float | None) -> str:
 
 
 def markdown_table(
-    means: Mapping[str, Mapping[str, float | None]], counts: Mapping[str, int], settings: Mapping[str, object]
+    means: Mapping[str, Mapping[str, float | None]],
+    counts: Mapping[str, int],
+    settings: Mapping[str, object],
+    unit: str = "photos",
 ) -> str:
-    """The comparison table: one row per model, the mean of each metric over its photos."""
+    """The comparison table: one row per model, the mean of each metric over its photos (or ``unit``)."""
     names = [name for name in TABLE_HEADINGS if any(m.get(name) is not None for m in means.values())]
     lines = [
-        "| model | photos | " + " | ".join(TABLE_HEADINGS[name] for name in names) + " |",
+        f"| model | {unit} | " + " | ".join(TABLE_HEADINGS[name] for name in names) + " |",
         "|---|---|" + "---|" * len(names),
     ]
     for label, values in means.items():
@@ -71,6 +75,27 @@ def markdown_table(
     return "\n".join(lines + notes) + "\n"
 
 
+def _paintings(args: argparse.Namespace, any_painting: bool) -> list[Path | None]:
+    """The paintings every any-painting model paints each photo with (``[None]``: no pairs)."""
+    if args.paintings:
+        found = expand_images(args.paintings)
+        if not found:
+            raise SystemExit("depthstyle compare: no paintings found in " + ", ".join(args.paintings))
+        return list(found)
+    if not any_painting:
+        return [None]
+    if args.style:
+        return [Path(args.style)]
+    raise SystemExit(
+        "depthstyle compare: any-painting models need paintings: give --paintings (files or folders; every "
+        "photo is painted with every painting) or --style PAINTING"
+    )
+
+
+def _pair_name(photo: Path, painting: Path | None) -> str:
+    return photo.stem if painting is None else f"{photo.stem}__{painting.stem}"
+
+
 def _compare_command(args: argparse.Namespace) -> int:
     import torch
 
@@ -78,19 +103,22 @@ def _compare_command(args: argparse.Namespace) -> int:
     from ..depthstyle_core.images import load_image, save_image
     from ..depthstyle_core.metrics import METRIC_NAMES, evaluate_structure, mean_metrics
     from ..depthstyle_core.report_figure import draw_comparison_figure
-    from ..depthstyle_core.style_model import load_style_model
-    from ..depthstyle_core.stylize import stylize
 
     photos = expand_images(args.images)
     if not photos:
         raise SystemExit("depthstyle compare: no images found in " + ", ".join(args.images))
-    labels = model_labels(args.models)
-    nets = [
-        load_style_model(m, model_dirs=[args.models_dir / "styles"])[0].to(args.device) for m in args.models
-    ]
-    models = load_report_models(args)
+    painters = load_painters(args.models, args.models_dir, args.device, args.tile)
+    labels = [painter.label for painter in painters]
+    painting_paths = _paintings(args, any(p.needs_painting for p in painters))
+    paired = painting_paths != [None]
+    models = load_report_models(args, needs_vgg=paired)
     out_dir = Path(args.output)
-    rows, skipped = [], []
+    rows, skipped, paintings = [], [], {}
+    for path in painting_paths:
+        try:
+            paintings[path] = None if path is None else load_image(path)
+        except InputImageError as error:
+            skipped.append({"file": str(path), "reason": str(error)})
     with torch.inference_mode():
         for index, path in enumerate(photos, start=1):
             try:
@@ -98,30 +126,37 @@ def _compare_command(args: argparse.Namespace) -> int:
             except InputImageError as error:
                 skipped.append({"file": str(path), "reason": str(error)})
                 continue
-            styled = torch.cat([stylize(net, photo, tile_size=args.tile) for net in nets])
-            reports = evaluate_structure(
-                photo,
-                styled,
-                models.depth,
-                style=models.style,
-                vgg=models.vgg,
-                resolution=args.resolution,
-                edge_tolerance=args.edge_tolerance,
-            )
-            for label, image, report in zip(labels, styled, reports, strict=True):
-                save_image(image, out_dir / "stylized" / label / f"{path.stem}_styled.png")
-                rows.append({"model": label, "image": str(path), **report.metrics.as_dict()})
-            figure = out_dir / f"{path.stem}_compare.png"
-            draw_comparison_figure(list(zip(labels, reports, strict=True))).save(figure)
-            print(f"[{index}/{len(photos)}] {path} -> {figure}", file=sys.stderr)
+            for painting_path, painting in paintings.items():
+                styled = torch.cat([painter.paint(photo, painting) for painter in painters])
+                reports = evaluate_structure(
+                    photo,
+                    styled,
+                    models.depth,
+                    style=painting if paired else models.style,
+                    vgg=models.vgg,
+                    resolution=args.resolution,
+                    edge_tolerance=args.edge_tolerance,
+                )
+                name = _pair_name(path, painting_path)
+                pair = {"image": str(path), **({"painting": str(painting_path)} if paired else {})}
+                for label, image, report in zip(labels, styled, reports, strict=True):
+                    save_image(image, out_dir / "stylized" / label / f"{name}_styled.png")
+                    rows.append({"model": label, **pair, **report.metrics.as_dict()})
+                figure = out_dir / f"{name}_compare.png"
+                draw_comparison_figure(list(zip(labels, reports, strict=True))).save(figure)
+                print(f"[{index}/{len(photos)}] {name} -> {figure}", file=sys.stderr)
     if not rows:
         report_skipped("compare", skipped)
         raise InputImageError("none of the images could be read (see the list above)")
     means = {label: mean_metrics(r for r in rows if r["model"] == label) for label in labels}
     counts = {label: sum(r["model"] == label for r in rows) for label in labels}
     settings = {**models.settings, "models": dict(zip(labels, args.models, strict=True))}
-    write_text(out_dir / "table.md", markdown_table(means, counts, models.settings))
-    write_csv(out_dir / "metrics.csv", rows, ("model", "image", *METRIC_NAMES))
+    if paired:
+        settings["paintings"] = [str(p) for p, image in paintings.items() if image is not None]
+    unit = "pairs" if paired else "photos"
+    write_text(out_dir / "table.md", markdown_table(means, counts, models.settings, unit))
+    columns = ("model", "image", *(("painting",) if paired else ()), *METRIC_NAMES)
+    write_csv(out_dir / "metrics.csv", rows, columns)
     write_json(
         out_dir / "summary.json", {"settings": settings, "mean": means, "rows": rows, "skipped": skipped}
     )
@@ -133,14 +168,28 @@ def _compare_command(args: argparse.Namespace) -> int:
 def add_parser(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "compare",
-        help="compare style models by how well they keep the photos' structure",
-        description="Stylise the photos with each style model and measure each result against its photo "
-        "(depth agreement, edge F1, SSIM, and with --style the style distance). Writes table.md (one row per "
-        "model), metrics.csv, summary.json, a figure per photo with the models side by side, and the "
-        "stylised images. Exit status 3 when files were skipped.",
+        help="compare style or any-painting models by how well they keep the photos' structure",
+        description="Stylise the photos with each model and measure each result against its photo "
+        "(depth agreement, edge F1, SSIM, and with --style or --paintings the style distance). Any-painting "
+        "models (builtin, or files of that architecture) paint every photo with every painting of "
+        "--paintings. Writes table.md (one row per model), metrics.csv, summary.json, a figure per photo "
+        "or pair with the models side by side, and the stylised images. Exit status 3 when files were "
+        "skipped.",
     )
     parser.add_argument(
-        "--models", nargs="+", required=True, help="style models: .safetensors paths or files in styles/"
+        "--models",
+        nargs="+",
+        required=True,
+        help=f"style or any-painting models: .safetensors paths, files in styles/ or any_style/, or "
+        f"{BUILTIN_MODEL} (the built-in any-painting network)",
+    )
+    parser.add_argument(
+        "--paintings",
+        nargs="+",
+        metavar="PAINTING",
+        help="paintings (files or folders) for the any-painting models: each photo is painted with each "
+        "painting, the same pairs for every model, and the style distance is measured against the pair's "
+        "painting",
     )
     parser.add_argument("--images", nargs="+", required=True, help="the photos: image files or folders")
     parser.add_argument("-o", "--output", required=True, help="output folder")

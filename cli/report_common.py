@@ -51,8 +51,9 @@ class ReportModels:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def load_report_models(args: argparse.Namespace) -> ReportModels:
-    """The depth model from ``--models-dir``/depth; VGG-16 from ``--models-dir``/vgg only with ``--style``."""
+def load_report_models(args: argparse.Namespace, needs_vgg: bool = False) -> ReportModels:
+    """The depth model from ``--models-dir``/depth; VGG-16 from ``--models-dir``/vgg only with ``--style``
+    or ``needs_vgg`` (style distances to other paintings)."""
     from ..depthstyle_core.depth import load_depth_model
     from ..depthstyle_core.images import load_image
     from ..depthstyle_core.models.vgg import load_vgg16
@@ -60,7 +61,8 @@ def load_report_models(args: argparse.Namespace) -> ReportModels:
     style = load_image(args.style) if args.style else None
     depth = load_depth_model(args.depth_model, model_dirs=[args.models_dir / "depth"], device=args.device)
     print(f"depth model: {depth.name} (licence {depth.licence})", file=sys.stderr)
-    vgg = load_vgg16(model_dirs=[args.models_dir / "vgg"]).to(args.device) if style is not None else None
+    wanted = style is not None or needs_vgg
+    vgg = load_vgg16(model_dirs=[args.models_dir / "vgg"]).to(args.device) if wanted else None
     settings = {
         "depth_model": depth.name,
         "depth_resolution": args.resolution,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -137,6 +138,15 @@ class LossWeights:
         return {name: value for name, value in asdict(self).items() if name in TERMS and value > 0}
 
 
+class WeightSet(Protocol):
+    """What a :class:`LossBalancer` needs of its weights (:class:`LossWeights` or another trainer's):
+    the mode and the weights of the terms that count."""
+
+    mode: str
+
+    def terms(self) -> dict[str, float]: ...
+
+
 class LossBalancer:
     """Turns the loss terms into one objective.
 
@@ -145,7 +155,7 @@ class LossBalancer:
     equals its weight. Save :attr:`magnitudes` with a checkpoint and pass them back on resume.
     """
 
-    def __init__(self, weights: LossWeights, magnitudes: Mapping[str, float] | None = None) -> None:
+    def __init__(self, weights: WeightSet, magnitudes: Mapping[str, float] | None = None) -> None:
         self.weights = weights
         self._magnitudes: dict[str, float] | None = None
         if magnitudes is not None:

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from depthstyle.cli import main
-from depthstyle.cli.compare import markdown_table, model_labels
+from depthstyle.cli.compare import markdown_table
+from depthstyle.cli.compare_models import model_labels
 from depthstyle.cli.evaluate import pair_by_stem
 from depthstyle.depthstyle_core.images import load_image, save_image
 from depthstyle.depthstyle_core.models.transformer_net import TransformerNet

@@ -12,7 +12,14 @@ from depthstyle.depthstyle_core import depth, images, style_model, stylize
 from depthstyle.depthstyle_core.any_style import model_file
 from depthstyle.depthstyle_core.any_style import stylize as any_stylize
 from depthstyle.depthstyle_core.models import vgg
-from depthstyle.trainers import OptimizeConfig, TrainConfig, optimize_style, train_style
+from depthstyle.trainers import (
+    AnyTrainConfig,
+    OptimizeConfig,
+    TrainConfig,
+    optimize_style,
+    train_any_style,
+    train_style,
+)
 from depthstyle.trainers.datasets import DatasetConfig, stylize_dataset
 
 PUBLIC = {
@@ -27,6 +34,8 @@ PUBLIC = {
     "stylize_any": any_stylize.stylize_any,
     "TrainConfig": TrainConfig,
     "train_style": train_style,
+    "AnyTrainConfig": AnyTrainConfig,
+    "train_any_style": train_any_style,
     "OptimizeConfig": OptimizeConfig,
     "optimize_style": optimize_style,
     "DatasetConfig": DatasetConfig,

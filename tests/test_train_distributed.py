@@ -20,14 +20,11 @@ summation order multiplies that rounding noise by about 30.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,6 +42,7 @@ from depthstyle.trainers.distributed import process_device
 from depthstyle.trainers.feedforward import train_style
 from depthstyle.trainers.state import load_train_state
 
+from .distributed_helpers import native_convolutions, torchrun
 from .factories import smooth_images, write_depth_checkpoint, write_vgg_checkpoint
 from .process_helpers import agentless_processes, lose_one, wait_until
 
@@ -67,21 +65,6 @@ RUN_FILES = {
     "style.loss.png",
     "style.preview.png",
 }
-
-
-@contextlib.contextmanager
-def native_convolutions() -> Iterator[None]:
-    """oneDNN off, as in the worker processes (see the module docstring)."""
-    previous = torch.backends.mkldnn.enabled
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = previous
-
-
-def torchrun(*args: str) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", *args]
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:

@@ -7,22 +7,16 @@ depth 5. The weights are "normalized" (each term divided by its magnitude on the
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..depthstyle_core.depth import PATCH
-from ..depthstyle_core.losses import DEPTH_LOSSES, WEIGHT_MODES, LossWeights
+from ..depthstyle_core.losses import LossWeights
 from ..depthstyle_core.models.transformer_net import TransformerNetConfig
-
-PRECISIONS = ("auto", "fp32", "bf16")
-# Settings that may change between a run and its resumption: they do not change the result.
-RESUMABLE_CHANGES = frozenset(
-    {"iterations", "checkpoint_every", "log_every", "preview_every", "loader_threads"}
-)
+from .settings import RunSettings
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(RunSettings):
     """How to train one style. Invalid values raise ``ValueError`` when the config is made.
 
     ``style_size``: the style image is resized so its longer side has this many pixels (None: as
@@ -53,26 +47,9 @@ class TrainConfig:
     net_config: TransformerNetConfig = field(default_factory=TransformerNetConfig)
 
     def __post_init__(self) -> None:
-        positive = ("iterations", "batch_size", "image_size", "checkpoint_every", "log_every")
-        for name in positive:
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.image_size < 16:
-            raise ValueError(f"image_size must be at least 16 pixels, got {self.image_size}")
+        self.check_run_settings()
         if self.style_size is not None and self.style_size < 16:
             raise ValueError(f"style_size must be at least 16 pixels or None, got {self.style_size}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.preview_every < 0 or (self.loader_threads is not None and self.loader_threads < 0):
-            raise ValueError("preview_every and loader_threads must be >= 0")
-        if self.weight_mode not in WEIGHT_MODES:
-            raise ValueError(f"weight_mode must be one of {WEIGHT_MODES}, got {self.weight_mode!r}")
-        if self.depth_loss not in DEPTH_LOSSES:
-            raise ValueError(f"depth_loss must be one of {DEPTH_LOSSES}, got {self.depth_loss!r}")
-        if self.depth_resolution < PATCH or self.depth_resolution % PATCH:
-            raise ValueError(f"depth_resolution must be a multiple of {PATCH}, got {self.depth_resolution}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         self.loss_weights()  # validates the weights
 
     def loss_weights(self) -> LossWeights:
@@ -85,26 +62,8 @@ class TrainConfig:
             mode=self.weight_mode,
         )
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-able values (the network config as a dict)."""
-        values = asdict(self)
-        values["net_config"] = asdict(self.net_config)
-        return values
-
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """The inverse of :meth:`to_dict`; unknown keys are ignored."""
-        known = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in values.items() if k in known}
+    def _nested(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
         if isinstance(kwargs.get("net_config"), dict):
             kwargs["net_config"] = TransformerNetConfig(**kwargs["net_config"])
-        return cls(**kwargs)
-
-    def differences(self, other: TrainConfig) -> list[str]:
-        """``"name: mine -> other's"`` for each setting that would change the result of a resumed run."""
-        mine, theirs = self.to_dict(), other.to_dict()
-        return [
-            f"{name}: {mine[name]!r} -> {theirs[name]!r}"
-            for name in mine
-            if name not in RESUMABLE_CHANGES and mine[name] != theirs[name]
-        ]
+        return kwargs

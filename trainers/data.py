@@ -1,4 +1,5 @@
-"""Training content images: a folder of files or an in-memory batch, served as random square crops.
+"""Training images (photos, paintings): a folder of files or an in-memory batch, served as random square
+crops.
 
 Every crop is a pure function of ``(seed, sample index)``: an epoch's shuffled order comes from a
 generator seeded with ``(seed, epoch)``, a crop's offset from one seeded with ``(seed, sample)``.
@@ -20,6 +21,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -83,9 +85,10 @@ def _to_tensor(image: Image.Image) -> torch.Tensor:
 
 
 class ContentSource:
-    """The content images to train on: files found in a folder tree, or an in-memory batch.
+    """The images to train on: files found in a folder tree, or an in-memory batch.
 
-    Build one with :meth:`from_folder` or :meth:`from_tensor`.
+    Build one with :meth:`from_folder` or :meth:`from_tensor`. ``kind`` names the images in messages
+    ("content image", "painting").
     """
 
     def __init__(
@@ -94,14 +97,16 @@ class ContentSource:
         images: torch.Tensor | None,
         description: str,
         sizes: list[int] | None = None,
+        kind: str = "content image",
     ) -> None:
         self._files = files
         self._sizes = sizes
         self._images = images
         self.description = description
+        self.kind = kind
 
     @classmethod
-    def from_folder(cls, folder: str | os.PathLike) -> ContentSource:
+    def from_folder(cls, folder: str | os.PathLike, kind: str = "content image") -> ContentSource:
         """Every .jpg/.jpeg/.png/.webp/.bmp under ``folder`` (recursively, sorted by path).
 
         Only the folder tree is read here; files that turn out not to decode are reported by the
@@ -109,28 +114,33 @@ class ContentSource:
         """
         root = Path(folder)
         if not root.is_dir():
-            raise InputImageError(f"content image folder not found: {root}")
+            raise InputImageError(f"{kind} folder not found: {root}")
         listed = list_images(root)
         if not listed:
             raise InputImageError(
-                f"no training images in {root} (sub-folders searched too). "
+                f"no training images in {root} (the {kind} folder; sub-folders searched too). "
                 f"Accepted extensions: {', '.join(IMAGE_SUFFIXES)}."
             )
         files = [path for path, _ in listed]
-        return cls(files, None, f"{len(files)} images in {root}", [size for _, size in listed])
+        return cls(files, None, f"{len(files)} images in {root}", [size for _, size in listed], kind)
 
     @classmethod
-    def from_tensor(cls, images: torch.Tensor) -> ContentSource:
+    def from_tensor(cls, images: torch.Tensor, kind: str = "content image") -> ContentSource:
         """An in-memory batch ``[N,C,H,W]`` in 0..1 (C = 1..4; greyscale and alpha are converted)."""
         if images.ndim != 4 or images.shape[0] == 0:
             raise InputImageError(
-                f"content images must be a non-empty batch [N,C,H,W], got shape {tuple(images.shape)}"
+                f"{kind}s must be a non-empty batch [N,C,H,W], got shape {tuple(images.shape)}"
             )
         rgb = to_rgb(images.detach()).to("cpu", torch.float32).contiguous()
-        return cls(None, rgb, f"{rgb.shape[0]} in-memory images")
+        return cls(None, rgb, f"{rgb.shape[0]} in-memory images", kind=kind)
 
     def __len__(self) -> int:
         return len(self._files) if self._files is not None else int(self._images.shape[0])
+
+    @property
+    def file_noun(self) -> str:
+        """How messages name one of its files: "content file", "painting file"."""
+        return self.kind.removesuffix(" image") + " file"
 
     def fingerprint(self) -> str:
         """A sha256 that changes when the images (their paths and sizes, or the tensor) change."""
@@ -201,13 +211,29 @@ class CropSampler:
     order, so a folder smaller than the run is cycled with a fresh order each pass. An image that
     fails to decode is replaced by the next one in the epoch's order and remembered in
     :attr:`failed` (thread-safe).
+
+    Images are resized to shorter side ``short_side`` (default: ``image_size``) before the crop.
+    ``stream`` tells apart samplers that share a seed (photos 0, paintings 1): each draws its own
+    orders and crops.
     """
 
-    def __init__(self, source: ContentSource, image_size: int, seed: int) -> None:
+    def __init__(
+        self,
+        source: ContentSource,
+        image_size: int,
+        seed: int,
+        *,
+        short_side: int | None = None,
+        stream: int = 0,
+    ) -> None:
+        if short_side is not None and short_side < image_size:
+            raise ValueError(f"short_side ({short_side}) must be at least the crop size ({image_size})")
         self.source = source
         self.image_size = image_size
+        self.short_side = short_side or image_size
         self.seed = seed
         self.failed: set[str] = set()
+        self._streams = (_ORDER_STREAM + 2 * stream, _CROP_STREAM + 2 * stream)
         self._lock = threading.Lock()
         self._orders: dict[int, np.ndarray] = {}
 
@@ -215,7 +241,7 @@ class CropSampler:
         with self._lock:
             order = self._orders.get(epoch)
             if order is None:
-                rng = np.random.default_rng([self.seed, _ORDER_STREAM, epoch])
+                rng = np.random.default_rng([self.seed, self._streams[0], epoch])
                 order = rng.permutation(len(self.source))
                 self._orders = {e: o for e, o in self._orders.items() if e >= epoch - 1}
                 self._orders[epoch] = order
@@ -229,19 +255,20 @@ class CropSampler:
         size = self.image_size
 
         def place(height: int, width: int) -> tuple[int, int]:
-            rng = np.random.default_rng([self.seed, _CROP_STREAM, index])
+            rng = np.random.default_rng([self.seed, self._streams[1], index])
             return int(rng.integers(0, height - size + 1)), int(rng.integers(0, width - size + 1))
 
         for attempt in range(count):
             image_index = int(order[(position + attempt) % count])
             try:
-                return self.source.load_crop(image_index, size, size, place)
+                return self.source.load_crop(image_index, self.short_side, size, place)
             except InputImageError:
                 with self._lock:
                     self.failed.add(self.source.name(image_index))
+        kind = self.source.kind
         raise InputImageError(
-            f"none of the {count} content images could be decoded ({self.source.description}): "
-            f"{unreadable_summary(self.failed)}"
+            f"none of the {count} {kind}s could be decoded ({self.source.description}): "
+            f"{unreadable_summary(self.failed, what=self.source.file_noun)}"
         )
 
     def batch(self, step: int, batch_size: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
@@ -249,6 +276,13 @@ class CropSampler:
         ``world_size``: its slice of the step's global batch of ``world_size * batch_size`` samples."""
         first = (step * world_size + rank) * batch_size
         return torch.stack([self.sample(first + i) for i in range(batch_size)])
+
+
+class StepBatches(Protocol):
+    """What a :class:`BatchStream` loads from: the batch of each step for each process (a
+    :class:`CropSampler`, or the photo-and-painting pairs of the any-painting trainer)."""
+
+    def batch(self, step: int, batch_size: int, rank: int = 0, world_size: int = 1) -> torch.Tensor: ...
 
 
 class BatchStream:
@@ -262,7 +296,7 @@ class BatchStream:
 
     def __init__(
         self,
-        sampler: CropSampler,
+        sampler: StepBatches,
         batch_size: int,
         *,
         start_step: int = 0,

@@ -123,6 +123,15 @@ class Team:
         averaged = self.mean(torch.stack([terms[name].detach().float() for name in names]))
         return dict(zip(names, averaged.unbind(), strict=True))
 
+    def gather_rows(self, rows: Tensor) -> tuple[Tensor, int]:
+        """Every process's ``rows`` (the same shape on each) stacked in rank order, and the index of
+        this process's first row. Gradients flow back to the process that made each row, so a loss
+        over the whole step trains every process's share of it."""
+        if not self.is_distributed:
+            return rows, 0
+        with self.talking("sharing the paintings' signals"):
+            return _GatherRows.apply(rows, self.rank, self.world_size), self.rank * rows.shape[0]
+
     def from_main(self, value: T) -> T:
         """Rank 0's ``value`` on every process (any picklable object; rank 0's argument wins)."""
         if not self.is_distributed:
@@ -184,6 +193,28 @@ class Team:
 
 
 SINGLE = Team()
+
+
+class _GatherRows(torch.autograd.Function):
+    """All processes' rows in rank order; the backward pass sums each row's gradient over the
+    processes (every process's loss may use every row) and hands each process those of its own rows."""
+
+    @staticmethod
+    def forward(ctx, rows: Tensor, rank: int, world_size: int) -> Tensor:
+        import torch.distributed as dist
+
+        parts = [torch.empty_like(rows) for _ in range(world_size)]
+        dist.all_gather(parts, rows.contiguous())
+        ctx.own = slice(rank * rows.shape[0], (rank + 1) * rows.shape[0])
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, None]:
+        import torch.distributed as dist
+
+        total = grad.contiguous().clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total[ctx.own], None, None
 
 
 def process_device(device: str | torch.device) -> torch.device:

@@ -18,6 +18,7 @@ SERIES_COLOURS = {
     "style": (214, 39, 40),
     "depth": (44, 160, 44),
     "tv": (148, 103, 189),
+    "contrastive": (255, 127, 14),
 }
 BACKGROUND = (255, 255, 255)
 GRID = (225, 225, 225)

@@ -18,19 +18,21 @@ CSV_COLUMNS = ("step", *TERMS, "seconds", "steps_per_second")
 
 
 class LossLog:
-    """Records ``{"step", "total", "content", "style", "depth", "tv", "seconds", "steps_per_second"}``.
+    """Records ``{"step", "total", "content", "style", "depth", "tv", "seconds", "steps_per_second"}``
+    (the loss ``terms`` of the run, :data:`TERMS` by default).
 
     Loss values are the weighted terms averaged over the steps since the previous record, so the
     terms add up to ``total``. ``seconds`` is the training time so far (across resumes).
     """
 
-    def __init__(self, records: list[dict[str, float]] | None = None) -> None:
+    def __init__(self, records: list[dict[str, float]] | None = None, terms: tuple[str, ...] = TERMS) -> None:
         self.records: list[dict[str, float]] = list(records or [])
+        self.terms = terms
 
     def add(self, step: int, losses: Mapping[str, float], seconds: float, steps_per_second: float) -> dict:
         """Append the record of ``step`` and return it."""
         record: dict[str, float] = {"step": int(step)}
-        record.update({term: float(losses.get(term, 0.0)) for term in TERMS})
+        record.update({term: float(losses.get(term, 0.0)) for term in self.terms})
         record["seconds"] = round(float(seconds), 3)
         record["steps_per_second"] = round(float(steps_per_second), 3)
         self.records.append(record)
@@ -62,9 +64,11 @@ class LossLog:
         return write_bytes_atomic(path, (json.dumps(payload, indent=1) + "\n").encode("utf-8"))
 
     def write_csv(self, path: str | os.PathLike) -> Path:
-        """Write one row per record, columns :data:`CSV_COLUMNS`, atomically."""
+        """Write one row per record, columns ``step``, the terms, ``seconds`` and ``steps_per_second``
+        (:data:`CSV_COLUMNS` for the default terms), atomically."""
         text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        columns = ("step", *self.terms, "seconds", "steps_per_second")
+        writer = csv.DictWriter(text, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         writer.writerows(self.records)
         return write_bytes_atomic(path, text.getvalue().encode("utf-8"))

@@ -41,6 +41,19 @@ def depth_network(
     return depth_model, f"{type(depth_model).__name__}({config})" if config else type(depth_model).__name__
 
 
+def weighted_depth_network(
+    depth_model: DepthAnythingV2 | DepthEstimator | None, depth_weight: float
+) -> tuple[DepthAnythingV2 | None, str]:
+    """:func:`depth_network`, refusing a depth weight with no depth model to use it."""
+    network, name = depth_network(depth_model)
+    if depth_weight > 0 and network is None:
+        raise ValueError(
+            f"depth_weight is {depth_weight} but no depth model was given: pass "
+            "depth_model=load_depth_model(...), or set depth_weight=0 to train without the depth loss"
+        )
+    return network, name
+
+
 @dataclass(frozen=True)
 class DevicePrecision:
     """How a loop runs its networks on one device: an autocast context (bf16 or none) and the memory

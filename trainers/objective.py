@@ -44,6 +44,17 @@ def prepare_style_image(image: Tensor, style_size: int | None) -> Tensor:
     return F.interpolate(rgb, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
 
 
+def depth_term(
+    model: DepthAnythingV2, stylised: Tensor, content: Tensor, resolution: int, mode: str
+) -> Tensor:
+    """The depth loss of stylised images against their content images; the content's depth is computed
+    without gradients. Resized in fp32; the network itself follows the autocast setting."""
+    with torch.no_grad():
+        target = depth_for_loss(model, content.float(), resolution)
+    predicted = depth_for_loss(model, stylised.float(), resolution)
+    return depth_loss(predicted.float(), target.float(), mode)
+
+
 class StyleObjective:
     """Loss terms of a stylised batch against its content batch, combined by a :class:`LossBalancer`."""
 
@@ -90,10 +101,9 @@ class StyleObjective:
                     target = self.vgg(content, taps=(CONTENT_LAYER,))[CONTENT_LAYER]
                 out["content"] = content_loss(features[CONTENT_LAYER], target)
         if self.depth_model is not None:
-            with torch.no_grad():  # resized in fp32; the network itself follows the autocast setting
-                target_depth = depth_for_loss(self.depth_model, content.float(), self.depth_resolution)
-            predicted = depth_for_loss(self.depth_model, stylised.float(), self.depth_resolution)
-            out["depth"] = depth_loss(predicted.float(), target_depth.float(), self.depth_loss_mode)
+            out["depth"] = depth_term(
+                self.depth_model, stylised, content, self.depth_resolution, self.depth_loss_mode
+            )
         if "tv" in wanted:
             out["tv"] = total_variation(stylised)
         return out
