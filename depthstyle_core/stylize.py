@@ -54,6 +54,7 @@ __all__ = [
     "MIN_TILE_MARGIN",
     "PRECISIONS",
     "blend_with_content",
+    "long_side_size",
     "luminance",
     "resize_images",
     "scaled_size",
@@ -175,6 +176,13 @@ def _validate(
 def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
     """The size the network works at for ``scale``: each side rounded, at least 1 pixel."""
     return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def long_side_size(height: int, width: int, long_side: int) -> tuple[int, int]:
+    """``(h, w)`` resized so that the longer side is ``long_side`` (0: unchanged), aspect kept."""
+    if long_side == 0:
+        return height, width
+    return scaled_size(height, width, long_side / max(height, width))
 
 
 def resize_images(images: Tensor, size: tuple[int, int]) -> Tensor:

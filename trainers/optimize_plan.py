@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..depthstyle_core.errors import InputImageError
+from ..depthstyle_core.stylize import long_side_size, scaled_size
 
 MIN_WORK_SIDE = 64
 MAX_WORK_SIDE = 8192
@@ -26,15 +27,9 @@ class SizePlan:
     scales: tuple[tuple[int, int], ...]
 
 
-def _scaled(height: int, width: int, factor: float) -> tuple[int, int]:
-    return max(1, round(height * factor)), max(1, round(width * factor))
-
-
 def output_size(height: int, width: int, size: int) -> tuple[int, int]:
     """(h, w) of the result: long side ``size`` with the input's aspect, or the input's own (size 0)."""
-    if size == 0:
-        return height, width
-    return _scaled(height, width, size / max(height, width))
+    return long_side_size(height, width, size)
 
 
 def plan_sizes(height: int, width: int, size: int, min_size: int, scale_step: float) -> SizePlan:
@@ -47,7 +42,7 @@ def plan_sizes(height: int, width: int, size: int, min_size: int, scale_step: fl
         raise InputImageError(f"the image is empty ({height}x{width} pixels)")
     out_h, out_w = output_size(height, width, size)
     upscale = max(1.0, MIN_WORK_SIDE / min(out_h, out_w))
-    work_h, work_w = _scaled(out_h, out_w, upscale) if upscale > 1 else (out_h, out_w)
+    work_h, work_w = scaled_size(out_h, out_w, upscale) if upscale > 1 else (out_h, out_w)
     if max(work_h, work_w) > MAX_WORK_SIDE:
         raise InputImageError(
             f"a {out_w}x{out_h} result is too narrow to optimise: its shorter side must be brought to "
@@ -58,7 +53,7 @@ def plan_sizes(height: int, width: int, size: int, min_size: int, scale_step: fl
     scales: list[tuple[int, int]] = []
     long_side = float(min_size)
     while long_side * SMALLEST_SCALE_RATIO <= work_long:
-        scale = _scaled(work_h, work_w, long_side / work_long)
+        scale = scaled_size(work_h, work_w, long_side / work_long)
         if min(scale) >= MIN_WORK_SIDE and scale not in scales:
             scales.append(scale)
         long_side *= scale_step

@@ -20,7 +20,7 @@ from ..errors import InputImageError
 from ..images import to_rgb
 from ..models.microast import MicroAST, StyleSignals
 from ..models.padding import STRIDE
-from ..stylize import FRAMES, PRECISIONS, blend_with_content, resize_images
+from ..stylize import FRAMES, PRECISIONS, blend_with_content, long_side_size, resize_images
 from ..tiling import (
     DEFAULT_OVERLAP,
     SMALLEST_TILE,
@@ -249,14 +249,6 @@ def _depth_plane(depth: Tensor | None) -> Tensor | None:
     if depth is None or depth.ndim != 4 or depth.shape[1] == 1:
         return depth
     return depth.float().mean(dim=1, keepdim=True)
-
-
-def long_side_size(height: int, width: int, long_side: int) -> tuple[int, int]:
-    """``(h, w)`` resized so that the longer side is ``long_side`` (0: unchanged), aspect kept."""
-    if long_side == 0:
-        return height, width
-    scale = long_side / max(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def style_signals(
