@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -22,6 +21,7 @@ from depthstyle.depthstyle_core.images import load_image
 from depthstyle.depthstyle_core.models.microast import PARTS, MicroAST
 from depthstyle.depthstyle_core.style_model import save_style_model
 
+from .bench_modules import bench_module
 from .comfyui_server import REPO
 from .style_helpers import lively_net
 
@@ -118,11 +118,8 @@ def test_the_authors_forward_and_ours_agree_on_a_size_that_is_not_a_multiple_of_
     torch.testing.assert_close(stylize_any(model, photo, painting, style_size=0), direct, atol=1e-4, rtol=0)
 
 
-def test_the_benchmarks_plain_reference_computes_what_we_compute(monkeypatch):
-    monkeypatch.syspath_prepend(str(REPO / "bench"))
-    spec = importlib.util.spec_from_file_location("any_style_bench", REPO / "bench" / "any_style_bench.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+def test_the_benchmarks_plain_reference_computes_what_we_compute():
+    bench = bench_module("any_style_bench")
     model = load_any_style_model()
     photo = load_image(REFERENCE / "content.png")[..., :64, :96]
     painting = load_image(REFERENCE / "style.png")

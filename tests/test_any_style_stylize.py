@@ -3,7 +3,6 @@ bad input."""
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from depthstyle.depthstyle_core.images import load_image
 from depthstyle.depthstyle_core.models.microast import instance_normalize
 from depthstyle.depthstyle_core.models.padding import pad_to_valid
 
-from .comfyui_server import REPO
+from .bench_modules import bench_module
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -169,15 +168,8 @@ def test_preserve_color_keeps_the_photos_colours(model, photo, painting):
     assert distance(chroma(kept), chroma(photo)) < 0.5 * distance(chroma(painted), chroma(photo))
 
 
-def flicker_bench():
-    spec = importlib.util.spec_from_file_location("flicker_bench", REPO / "bench" / "flicker_bench.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_shared_frames_cut_the_flicker_of_a_pan_at_least_in_half(model, painting):
-    bench = flicker_bench()
+    bench = bench_module("flicker_bench")
     count, size, shift = 12, 96, 12
     photo = bench.synthetic_photo(size + 32, size + (count - 1) * shift + 32)
     pan = bench.pan_frames(photo, count, size, shift)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 import torch
 
@@ -11,18 +9,10 @@ from depthstyle.depthstyle_core import tiling
 from depthstyle.depthstyle_core.models.transformer_net import TransformerNetConfig
 from depthstyle.depthstyle_core.stylize import stylize
 
-from .comfyui_server import REPO
+from .bench_modules import bench_module
 from .style_helpers import lively_net, textured_images
 
 pytestmark = pytest.mark.usefixtures("single_thread")
-
-
-def flicker_bench():
-    """bench/flicker_bench.py, whose measure this test holds to its promise."""
-    spec = importlib.util.spec_from_file_location("flicker_bench", REPO / "bench" / "flicker_bench.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +31,7 @@ def shared(net, frames) -> torch.Tensor:
 
 
 def test_shared_statistics_cut_the_flicker_of_a_pan_at_least_in_half():
-    bench = flicker_bench()
+    bench = bench_module("flicker_bench")
     count, size, shift = 16, 128, 16
     photo = bench.synthetic_photo(size + 32, size + (count - 1) * shift + 32)
     pan = bench.pan_frames(photo, count, size, shift)
