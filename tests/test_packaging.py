@@ -38,6 +38,7 @@ def tracked_copy(destination: Path) -> Path:
 
 def test_the_wheel_carries_the_weights_and_their_licence(tmp_path):
     source = tracked_copy(tmp_path / "source")
+    packages = [p.parent for p in source.rglob("__init__.py") if "tests" not in p.relative_to(source).parts]
     built = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)]
         + [str(source)],
@@ -51,7 +52,13 @@ def test_the_wheel_carries_the_weights_and_their_licence(tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         for name in SHIPPED:
             assert archive.read(f"depthstyle/{name}") == (REPO / name).read_bytes(), name
-        assert not any(n.startswith(("depthstyle/tests/", "depthstyle/bench/")) for n in archive.namelist())
+        names = set(archive.namelist())
+        assert not any(n.startswith(("depthstyle/tests/", "depthstyle/bench/")) for n in names)
+    for package in packages:
+        module = (package / "__init__.py").relative_to(source).as_posix()
+        assert f"depthstyle/{module}" in names, (
+            f"{module} is missing from the wheel: list it in pyproject.toml"
+        )
 
 
 @pytest.fixture
