@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..depthstyle_core.any_style import DEFAULT_DEPTH_PRESERVE, DEFAULT_STYLE_SIZE
 from .common import EXIT_ERROR, InputReader, find_images, fraction, same_size_frames
 from .masks import depth_model_for, mask_for, pixels
 
@@ -20,7 +21,6 @@ if TYPE_CHECKING:
 
     from ..depthstyle_core.depth import DepthEstimator
 
-DEFAULT_DEPTH_PRESERVE = 0.5
 ANY_STYLE_ONLY = {
     "style_weights": "--style-weights",
     "style_size": "--style-size",
@@ -44,7 +44,7 @@ def add_any_style_arguments(parser: argparse.ArgumentParser) -> None:
         type=pixels,
         metavar="PX",
         help="the painting's long side in pixels before it is read; larger = finer brushwork "
-        "(default 512; 0 keeps its size)",
+        f"(default {DEFAULT_STYLE_SIZE}; 0 keeps its size)",
     )
     group.add_argument(
         "--depth-preserve",
@@ -121,7 +121,7 @@ def _stylize(
         mask=mask_for(args, images, normalization=normalization, depth=depth),
         depth=depth,
         depth_preserve=_depth_preserve(args) if depth is not None else 0.0,
-        style_size=512 if args.style_size is None else args.style_size,
+        style_size=DEFAULT_STYLE_SIZE if args.style_size is None else args.style_size,
         style_weights=args.style_weights,
         preserve_color=args.preserve_color,
         frames=args.frames,

@@ -10,6 +10,7 @@ from contextlib import ExitStack
 import torch
 from comfy_api.v0_0_2 import io
 
+from ..depthstyle_core.any_style import DEFAULT_DEPTH_PRESERVE
 from ..depthstyle_core.any_style.model_file import load_any_style_model
 from ..depthstyle_core.any_style.stylize import DEFAULT_STYLE_SIZE, stylize_any
 from ..depthstyle_core.depth import DepthEstimator, estimate_depth
@@ -29,7 +30,6 @@ from .inputs import frames_input, mask_input, precision_input, preserve_color_in
 from .model_choices import BUILTIN_ANY_STYLE_MODEL, any_style_model_choices
 from .types import DepthModelType
 
-DEFAULT_DEPTH_PRESERVE = 0.5
 BYTES_PER_PIXEL = 400  # MicroAST activations per input pixel in fp32 (16 channels at full size), headroom
 CHUNK = 4  # images stylize_any runs at once (its default chunk_size)
 

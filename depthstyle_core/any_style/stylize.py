@@ -32,10 +32,9 @@ from ..tiling import (
     shared_norm_stats,
     stylize_chunk,
 )
+from . import DEFAULT_STYLE_SIZE
 from .strength import check_fraction, pixel_amount, signal_amount, strength_map
 from .styled_pass import StyledPass
-
-DEFAULT_STYLE_SIZE = 512
 
 Paintings = Tensor | Sequence[Tensor]
 """One painting ``[1,C,h,w]`` (or ``[C,h,w]``), a batch ``[N,C,h,w]``, or a list of paintings of any sizes."""
