@@ -101,8 +101,8 @@ def _compare_command(args: argparse.Namespace) -> int:
 
     from ..depthstyle_core.errors import InputImageError
     from ..depthstyle_core.images import load_image, save_image
-    from ..depthstyle_core.metrics import METRIC_NAMES, evaluate_structure, mean_metrics
-    from ..depthstyle_core.report_figure import draw_comparison_figure
+    from ..depthstyle_core.report.figure import draw_comparison_figure
+    from ..depthstyle_core.report.metrics import METRIC_NAMES, evaluate_structure, mean_metrics
 
     photos = expand_images(args.images)
     if not photos:

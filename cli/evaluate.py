@@ -80,8 +80,8 @@ def _evaluate_command(args: argparse.Namespace) -> int:
 
     from ..depthstyle_core.errors import InputImageError
     from ..depthstyle_core.images import load_image
-    from ..depthstyle_core.metrics import METRIC_NAMES, evaluate_structure, mean_metrics
-    from ..depthstyle_core.report_figure import draw_structure_figure
+    from ..depthstyle_core.report.figure import draw_structure_figure
+    from ..depthstyle_core.report.metrics import METRIC_NAMES, evaluate_structure, mean_metrics
 
     pairs, skipped = pair_by_stem(expand_images(args.content), expand_images(args.stylized))
     if not pairs:

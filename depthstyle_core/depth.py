@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from .checkpoint import read_safetensors
 from .colormap import apply_colormap
 from .errors import InputImageError, OperationCancelled
-from .hub import HubFile, resolve_model_file
+from .hub.resolve import HubFile, resolve_model_file
 from .images import to_rgb
 from .models.depth_anything import DepthAnythingV2, build_depth_anything
 

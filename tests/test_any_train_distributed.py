@@ -19,9 +19,9 @@ from depthstyle.depthstyle_core.any_style.model_file import load_any_style_model
 from depthstyle.depthstyle_core.depth import load_depth_model
 from depthstyle.depthstyle_core.images import save_image
 from depthstyle.depthstyle_core.models.vgg import load_vgg16
-from depthstyle.trainers.any_config import AnyTrainConfig
-from depthstyle.trainers.any_train import train_any_style
-from depthstyle.trainers.state import load_train_state
+from depthstyle.trainers.any_style.config import AnyTrainConfig
+from depthstyle.trainers.any_style.job import train_any_style
+from depthstyle.trainers.run.state import load_train_state
 
 from .distributed_helpers import native_convolutions, torchrun
 from .factories import smooth_images, write_depth_checkpoint, write_vgg_checkpoint

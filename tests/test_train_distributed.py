@@ -37,10 +37,10 @@ from depthstyle.depthstyle_core.models.transformer_net import TransformerNet
 from depthstyle.depthstyle_core.models.vgg import load_vgg16
 from depthstyle.depthstyle_core.style_model import load_style_model
 from depthstyle.depthstyle_core.stylize import stylize
-from depthstyle.trainers.config import TrainConfig
 from depthstyle.trainers.distributed import process_device
-from depthstyle.trainers.feedforward import train_style
-from depthstyle.trainers.state import load_train_state
+from depthstyle.trainers.fast.config import TrainConfig
+from depthstyle.trainers.fast.job import train_style
+from depthstyle.trainers.run.state import load_train_state
 
 from .distributed_helpers import native_convolutions, torchrun
 from .factories import smooth_images, write_depth_checkpoint, write_vgg_checkpoint
