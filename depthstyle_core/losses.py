@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .errors import TrainingError
+from .errors import SettingsError, TrainingError
 
 CONTENT_LAYER = "relu2_2"
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
@@ -119,11 +119,11 @@ class LossWeights:
 
     def __post_init__(self) -> None:
         if self.mode not in WEIGHT_MODES:
-            raise ValueError(f"weight mode must be one of {WEIGHT_MODES}, got {self.mode!r}")
+            raise SettingsError(f"weight mode must be one of {WEIGHT_MODES}, got {self.mode!r}")
         for name in TERMS:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"the {name} weight must be a finite number >= 0, got {value}")
+                raise SettingsError(f"the {name} weight must be a finite number >= 0, got {value}")
 
     @classmethod
     def raw(

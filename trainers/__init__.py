@@ -1,7 +1,7 @@
 """Training loops. They depend on depthstyle_core and never on ComfyUI.
 
-``train_style`` trains a feed-forward style network with the depth loss (see :mod:`.feedforward`);
-``train_any_style`` trains the any-painting network with it (see :mod:`.any_train`);
+``train_style`` trains a feed-forward style network with the depth loss (see :mod:`.fast`);
+``train_any_style`` trains the any-painting network with it (see :mod:`.any_style`);
 ``optimize_style`` stylises images with any painting by optimising their pixels (see :mod:`.optimize`);
 ``stylize_dataset`` stylises whole folders of photos on one process or many (see :mod:`.datasets`).
 """

@@ -14,6 +14,8 @@ import os
 import re
 from pathlib import Path
 
+from ..errors import SettingsError
+
 MODEL_SUFFIX = ".safetensors"
 MAX_COMPONENT_BYTES = 255  # the usual file-name limit (ext4, NTFS, APFS)
 _SEPARATORS = re.compile(r"[\\/]")
@@ -34,20 +36,20 @@ def safe_model_path(folder: str | os.PathLike, name: str, suffix: str = MODEL_SU
     (``CON``, ``NUL``, ``COM1``, ...), or a component longer than 255 bytes.
     """
     if not isinstance(name, str):
-        raise ValueError(f"the model name must be text, got {type(name).__name__}")
+        raise SettingsError(f"the model name must be text, got {type(name).__name__}")
     shown = repr(name)
     stripped = name.strip()
     if not stripped:
-        raise ValueError("the model name is empty: type a name such as my_style")
+        raise SettingsError("the model name is empty: type a name such as my_style")
     if _SEPARATORS.match(stripped) or os.path.isabs(stripped):
-        raise ValueError(f"the model name {shown} is an absolute path: give a name, not a path")
+        raise SettingsError(f"the model name {shown} is an absolute path: give a name, not a path")
     if _DRIVE.match(stripped):
-        raise ValueError(f"the model name {shown} starts with a drive letter: give a name, not a path")
+        raise SettingsError(f"the model name {shown} starts with a drive letter: give a name, not a path")
     if stripped.lower().endswith(suffix.lower()):
         stripped = stripped[: -len(suffix)]
     parts = _SEPARATORS.split(stripped)
     if parts[-1] == "":
-        raise ValueError(
+        raise SettingsError(
             f"the model name {shown} has no file name (it ends with a folder separator or is only {suffix})"
         )
     for part in parts:
@@ -58,29 +60,29 @@ def safe_model_path(folder: str | os.PathLike, name: str, suffix: str = MODEL_SU
     path = base.joinpath(*parts)
     # Defence in depth: the checks above already rule out every way out of the folder.
     if os.path.commonpath([os.path.abspath(base), os.path.abspath(path)]) != os.path.abspath(base):
-        raise ValueError(f"the model name {shown} points outside {base}")
+        raise SettingsError(f"the model name {shown} points outside {base}")
     return path
 
 
 def _check_component(part: str, shown: str) -> None:
     if part in ("", ".", ".."):
         what = "an empty folder name" if part == "" else f"a '{part}' component"
-        raise ValueError(
+        raise SettingsError(
             f"the model name {shown} contains {what}: names must stay inside the model folder "
             "(sub-folders are allowed, e.g. portraits/van_gogh)"
         )
     if part.startswith("."):
-        raise ValueError(
+        raise SettingsError(
             f"the model name {shown} has a part starting with a dot ({part!r}); it would be hidden"
         )
     bad = sorted({c for c in part if c in _FORBIDDEN_CHARS or ord(c) < 32 or ord(c) == 127})
     if bad:
         listed = " ".join(repr(c) for c in bad)
-        raise ValueError(f"the model name {shown} contains characters not allowed in file names: {listed}")
+        raise SettingsError(f"the model name {shown} contains characters not allowed in file names: {listed}")
     if part != part.rstrip(" ."):
-        raise ValueError(f"the model name {shown} has a part ending in a space or dot ({part!r})")
+        raise SettingsError(f"the model name {shown} has a part ending in a space or dot ({part!r})")
     if part.split(".")[0].upper() in _WINDOWS_DEVICES:
-        raise ValueError(
+        raise SettingsError(
             f"the model name {shown} uses {part.split('.')[0]!r}, a reserved device name on Windows"
         )
     _check_length(part, shown)
@@ -88,4 +90,6 @@ def _check_component(part: str, shown: str) -> None:
 
 def _check_length(part: str, shown: str) -> None:
     if len(part.encode("utf-8")) > MAX_COMPONENT_BYTES:
-        raise ValueError(f"the model name {shown} is too long: at most {MAX_COMPONENT_BYTES} bytes per part")
+        raise SettingsError(
+            f"the model name {shown} is too long: at most {MAX_COMPONENT_BYTES} bytes per part"
+        )

@@ -2,7 +2,7 @@
 
 A download goes into the Hugging Face cache, or into ``download_dir`` (inside ComfyUI: the model
 folder, where users look for their models). It sends the two requests ``hf_hub_download`` sends:
-HEAD on the Hub, GET where the Hub points (see ``hub_requests``).
+HEAD on the Hub, GET where the Hub points (see :mod:`.remote`).
 
 Every failure becomes an error a user can act on. With no network the error comes at once and
 names the exact URL and the folder to put the file in. huggingface_hub reads ``HF_HUB_OFFLINE``,
@@ -155,7 +155,7 @@ class _HubLookup:
     def probe(self) -> RemoteFile:
         """Ask the Hub once, without retries and without leaving it, for the file's metadata.
 
-        This is the HEAD request that ``hf_hub_download`` starts with (see ``hub_requests``), so an
+        This is the HEAD request that ``hf_hub_download`` starts with (see :mod:`.remote`), so an
         unreachable Hub or a refusal becomes an error at once, in huggingface_hub 0.x as in 1.x and
         later, and no request is sent that ``hf_hub_download`` would not send.
         """

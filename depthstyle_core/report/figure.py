@@ -1,6 +1,6 @@
 """Figures of the structure report, drawn with PIL alone (no plotting library).
 
-Depth panels show disparity (near = bright) in the colour map of :mod:`.colormap`, the content's and the
+Depth panels show disparity (near = bright) in the colour map of :mod:`..colormap`, the content's and the
 aligned stylised depth on one scale (the content's range), so equal colours mean equal depth. The error
 panel shows the per-pixel relative depth error ``|d_s - d_c| / d_c`` from 0 (dark) to
 :data:`ERROR_SCALE` or more (bright); grey where the content's depth is undefined (sky).

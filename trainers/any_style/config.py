@@ -6,7 +6,7 @@ applies: batch 8, 256 px crops of images resized to 512 px, Adam at lr 1e-4 deca
 They are a fine-tune: 20 000 steps from the built-in weights (``init="builtin"``); the authors
 trained 160 000 steps from scratch.
 
-The weights are "normalized" shares (see :mod:`.any_objective` for what they are measured against),
+The weights are "normalized" shares (see :mod:`.objective` for what they are measured against),
 so the recipe's numbers keep their meaning with our VGG-16 and the depth loss.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 
+from ...depthstyle_core.errors import SettingsError
 from ...depthstyle_core.losses import WEIGHT_MODES
 from ..run.settings import RunSettings
 
@@ -25,7 +26,7 @@ ANY_TERMS = ("content", "style", "contrastive", "depth")
 
 @dataclass(frozen=True)
 class AnyLossWeights:
-    """The weights of the any-painting objective's terms (a :class:`~..depthstyle_core.losses.WeightSet`)."""
+    """The weights of the any-painting objective's terms (a :class:`~...depthstyle_core.losses.WeightSet`)."""
 
     content: float = 1.0
     style: float = 3.0
@@ -35,13 +36,13 @@ class AnyLossWeights:
 
     def __post_init__(self) -> None:
         if self.mode not in WEIGHT_MODES:
-            raise ValueError(f"weight mode must be one of {WEIGHT_MODES}, got {self.mode!r}")
+            raise SettingsError(f"weight mode must be one of {WEIGHT_MODES}, got {self.mode!r}")
         for name in ANY_TERMS:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"the {name} weight must be a finite number >= 0, got {value}")
+                raise SettingsError(f"the {name} weight must be a finite number >= 0, got {value}")
         if not self.terms():
-            raise ValueError("every loss weight is 0: nothing to train")
+            raise SettingsError("every loss weight is 0: nothing to train")
 
     def terms(self) -> dict[str, float]:
         """The weights of the terms that count (weight > 0)."""
@@ -50,7 +51,7 @@ class AnyLossWeights:
 
 @dataclass(frozen=True)
 class AnyTrainConfig(RunSettings):
-    """How to train the any-painting network. Invalid values raise ``ValueError`` when made.
+    """How to train the any-painting network. Invalid values raise ``SettingsError`` (a ``ValueError``) when made.
 
     ``init``: the starting weights, ``"builtin"`` (the shipped network: a fine-tune), ``"random"``
     (from scratch, seeded by ``seed``) or the path of an any-painting model file. ``load_size``: photos
@@ -86,14 +87,14 @@ class AnyTrainConfig(RunSettings):
     def __post_init__(self) -> None:
         self.check_run_settings()
         if self.load_size < self.image_size:
-            raise ValueError(
+            raise SettingsError(
                 f"load_size ({self.load_size}) must be at least image_size ({self.image_size}): the crops "
                 "are cut from images resized to load_size"
             )
         if not self.lr_decay >= 0:
-            raise ValueError(f"lr_decay must be >= 0, got {self.lr_decay}")
+            raise SettingsError(f"lr_decay must be >= 0, got {self.lr_decay}")
         if not str(self.init).strip():
-            raise ValueError(f"init must be {BUILTIN!r}, {RANDOM!r} or a model file, got {self.init!r}")
+            raise SettingsError(f"init must be {BUILTIN!r}, {RANDOM!r} or a model file, got {self.init!r}")
         self.loss_weights()  # validates the weights
 
     def loss_weights(self) -> AnyLossWeights:

@@ -1,10 +1,10 @@
 """Train or fine-tune the any-painting network (MicroAST) with the depth loss, so that one network keeps
 the photo's depth layout for every painting.
 
-:func:`train_any_style` pairs photo crops with painting crops (:mod:`.any_data`), paints each photo
-with its painting in one pass (:mod:`.any_pass`), and minimises content, style, style-signal contrast
-and depth (:mod:`.any_objective`) with Adam and the recipe's decaying learning rate. Everything around
-the steps is the shared training loop (:mod:`.loop`): resumable atomic checkpoints, loss log and
+:func:`train_any_style` pairs photo crops with painting crops (:mod:`.data`), paints each photo
+with its painting in one pass (:mod:`.painting_pass`), and minimises content, style, style-signal contrast
+and depth (:mod:`.objective`) with Adam and the recipe's decaying learning rate. Everything around
+the steps is the shared training loop (:mod:`..run.loop`): resumable atomic checkpoints, loss log and
 curve, previews, NaN stops, cancel, and several processes under ``torchrun`` (each trains its slice of
 every step; the contrastive loss sees the paintings of the whole step). The result is an any-painting
 model file of the same architecture, loadable with ``load_any_style_model(path)``.
@@ -150,7 +150,7 @@ class _AnyRun(TrainingLoop):
 
     def _calibrate(self, photos: Tensor, paintings: Tensor) -> None:
         """Measure the loss magnitudes on this batch as the built-in network paints it (see
-        :mod:`.any_objective`), averaged over the processes."""
+        :mod:`.objective`), averaged over the processes."""
         reference = PaintingPass(load_any_style_model(device=self.device))
         reference = reference.to(memory_format=self.memory_format)
         with torch.no_grad(), self.autocast():
@@ -237,7 +237,7 @@ def train_any_style(
     fresh; without ``resume`` an existing run's files are overwritten from the first checkpoint on.
     Beside the model go the resume state, the loss log (JSON, CSV), the loss curve and the preview.
 
-    ``team``: the processes that train together (:func:`~.distributed.join_torchrun`); None for this
+    ``team``: the processes that train together (:func:`~..distributed.join_torchrun`); None for this
     process alone. Every process calls this function with the same arguments and its own ``device``;
     ``config.batch_size`` is per process; only rank 0 writes files and previews.
 

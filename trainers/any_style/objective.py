@@ -11,13 +11,13 @@ Choices, and why:
   style loss already runs VGG up to relu4_1.
 - **Style as mean/std matching** at relu1_1, relu2_1, relu3_1, relu4_1, each result against its own
   painting (the recipe's loss, with the authors' statistics).
-- **Style-signal contrast** (:func:`~..depthstyle_core.any_style.losses.signal_contrastive_loss`)
+- **Style-signal contrast** (:func:`~...depthstyle_core.any_style.losses.signal_contrastive_loss`)
   over all the paintings of the step, gathered from every process, so that N processes x batch B
   train what one process x batch N*B trains. It needs 2 or more paintings per step.
 - **Depth**: Depth Anything on the result against the photo, scale-and-shift invariant, as in the
   per-style trainer.
 
-Normalisation: the user's weights are shares ("normalized" mode, :class:`~..depthstyle_core.losses.
+Normalisation: the user's weights are shares ("normalized" mode, :class:`~...depthstyle_core.losses.
 LossBalancer`). Each term is divided by its magnitude on the first batch **as painted by the built-in
 network**, whatever the run starts from, so a weight means "this term's share of the objective for
 a trained network" and runs from the built-in weights, from a file or from scratch weigh their terms
@@ -36,7 +36,7 @@ from ...depthstyle_core.any_style.losses import layered_mean_std_loss, signal_co
 from ...depthstyle_core.losses import LossBalancer, content_loss
 from ...depthstyle_core.models.depth_anything import DepthAnythingV2
 from ...depthstyle_core.models.vgg import VGG16Features
-from ..fast.objective import depth_term
+from ..run.loss_networks import depth_term
 from .config import AnyLossWeights
 from .painting_pass import PassOutput
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ...depthstyle_core.errors import SettingsError
 from ...depthstyle_core.losses import LossWeights
 from ...depthstyle_core.models.transformer_net import TransformerNetConfig
 from ..run.settings import RunSettings
@@ -17,7 +18,7 @@ from ..run.settings import RunSettings
 
 @dataclass(frozen=True)
 class TrainConfig(RunSettings):
-    """How to train one style. Invalid values raise ``ValueError`` when the config is made.
+    """How to train one style. Invalid values raise ``SettingsError`` (a ``ValueError``) when the config is made.
 
     ``style_size``: the style image is resized so its longer side has this many pixels (None: as
     given). ``depth_resolution``: the shorter side the depth network sees, a multiple of 14.
@@ -49,7 +50,7 @@ class TrainConfig(RunSettings):
     def __post_init__(self) -> None:
         self.check_run_settings()
         if self.style_size is not None and self.style_size < 16:
-            raise ValueError(f"style_size must be at least 16 pixels or None, got {self.style_size}")
+            raise SettingsError(f"style_size must be at least 16 pixels or None, got {self.style_size}")
         self.loss_weights()  # validates the weights
 
     def loss_weights(self) -> LossWeights:

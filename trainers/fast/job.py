@@ -1,12 +1,12 @@
 """Train a feed-forward style network (Johnson et al. 2016) with a depth loss (Liu et al. 2017).
 
-:func:`train_style` runs the loop: crops from a :class:`~.data.ContentSource`, Adam on a
+:func:`train_style` runs the loop: crops from a :class:`~..data.ContentSource`, Adam on a
 TransformerNet, the :class:`~.objective.StyleObjective`, checkpoints, loss log, previews, cancel and
 resume. On CUDA it uses bf16 autocast and channels-last; on the CPU plain fp32. The host is only
 synchronised at log and checkpoint steps: non-finite losses are accumulated on the device and
 checked there, and a checkpoint is never written from non-finite weights.
 
-With a :class:`~.distributed.Team` of several processes (``torchrun``), each process trains on its
+With a :class:`~..distributed.Team` of several processes (``torchrun``), each process trains on its
 slice of every global batch, DistributedDataParallel averages the gradients, the loss calibration
 and the logged losses are averaged over the processes, and all of them agree at every step on
 whether to stop; only rank 0 writes files and previews. A team of one runs the same code.
@@ -186,7 +186,7 @@ def train_style(
     exists (same settings required), else start fresh; without ``resume`` an existing run's files are
     overwritten from the first checkpoint on.
 
-    ``team``: the processes that train this style together (:func:`~.distributed.join_torchrun`);
+    ``team``: the processes that train this style together (:func:`~..distributed.join_torchrun`);
     None for this process alone. Every process calls ``train_style`` with the same arguments and its
     own ``device``; ``config.batch_size`` is per process; only rank 0 writes files and previews.
 

@@ -14,7 +14,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...depthstyle_core.depth import depth_for_loss
 from ...depthstyle_core.images import to_rgb
 from ...depthstyle_core.losses import (
     CONTENT_LAYER,
@@ -22,13 +21,13 @@ from ...depthstyle_core.losses import (
     LossBalancer,
     LossWeights,
     content_loss,
-    depth_loss,
     style_loss,
     style_targets,
     total_variation,
 )
 from ...depthstyle_core.models.depth_anything import DepthAnythingV2
 from ...depthstyle_core.models.vgg import VGG16Features
+from ..run.loss_networks import depth_term
 
 
 def prepare_style_image(image: Tensor, style_size: int | None) -> Tensor:
@@ -42,17 +41,6 @@ def prepare_style_image(image: Tensor, style_size: int | None) -> Tensor:
     scale = style_size / max(height, width)
     size = (max(1, round(height * scale)), max(1, round(width * scale)))
     return F.interpolate(rgb, size=size, mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
-
-
-def depth_term(
-    model: DepthAnythingV2, stylised: Tensor, content: Tensor, resolution: int, mode: str
-) -> Tensor:
-    """The depth loss of stylised images against their content images; the content's depth is computed
-    without gradients. Resized in fp32; the network itself follows the autocast setting."""
-    with torch.no_grad():
-        target = depth_for_loss(model, content.float(), resolution)
-    predicted = depth_for_loss(model, stylised.float(), resolution)
-    return depth_loss(predicted.float(), target.float(), mode)
 
 
 class StyleObjective:

@@ -12,7 +12,7 @@ a GPU, and each has a reason:
   the result is an exponential average of the iterates (``average_decay`` 0.95, about the last 20 steps),
   which removes the pixel noise Adam's steps leave without slowing convergence.
 - Gatys's layers: content at relu4_2, style at relu1_1, relu2_1, relu3_1, relu4_1 and relu5_1.
-- Weights are scale-free (see :mod:`.optimize_objective`): content 1 / style 5 / depth 5 are the paper's.
+- Weights are scale-free (see :mod:`.objective`): content 1 / style 5 / depth 5 are the paper's.
   ``tv_weight`` 1 smooths as strongly as the content term resists a pixel-noise pattern; 0 turns it off.
 """
 
@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 
 from ...depthstyle_core.depth import PATCH
+from ...depthstyle_core.errors import SettingsError
 from ...depthstyle_core.losses import DEPTH_LOSSES
 from ...depthstyle_core.models.vgg import TAPS
 
@@ -33,7 +34,7 @@ GATYS_CONTENT_LAYER = "relu4_2"
 
 @dataclass(frozen=True)
 class OptimizeConfig:
-    """How to optimise one image (or a batch) towards a style. Invalid values raise ``ValueError``.
+    """How to optimise one image (or a batch) towards a style. Invalid values raise ``SettingsError`` (a ``ValueError``).
 
     ``size``: long side of the result in pixels; 0 keeps the input's size. ``steps``: Adam steps at each
     scale after the first; ``first_scale_steps``: at the coarsest scale (None: ``2 * steps``).
@@ -79,41 +80,43 @@ class OptimizeConfig:
         if self.first_scale_steps is not None:
             _at_least(self, "first_scale_steps", 1)
         if not 1.05 <= self.scale_step <= 4.0:
-            raise ValueError(f"scale_step must be between 1.05 and 4, got {self.scale_step}")
+            raise SettingsError(f"scale_step must be between 1.05 and 4, got {self.scale_step}")
         for name in ("content_weight", "style_weight", "depth_weight", "tv_weight"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+                raise SettingsError(f"{name} must be a finite number >= 0, got {value}")
         if not self.content_weight + self.style_weight + self.depth_weight + self.tv_weight > 0:
-            raise ValueError("at least one of the content, style, depth and tv weights must be > 0")
+            raise SettingsError("at least one of the content, style, depth and tv weights must be > 0")
         unknown = [layer for layer in (self.content_layer, *self.style_layers) if layer not in TAPS]
         if unknown or not self.style_layers:
-            raise ValueError(
+            raise SettingsError(
                 f"VGG layers must be among {tuple(TAPS)} (at least one style layer), got {unknown}"
             )
         if self.style_weights is not None:
             weights = tuple(float(w) for w in self.style_weights)
             if not weights or any(not (math.isfinite(w) and w >= 0) for w in weights) or sum(weights) <= 0:
-                raise ValueError(
+                raise SettingsError(
                     f"style_weights must be finite numbers >= 0 with a positive sum, got {self.style_weights}"
                 )
             object.__setattr__(self, "style_weights", weights)
         if not (math.isfinite(self.style_scale) and 0.05 <= self.style_scale <= 8):
-            raise ValueError(f"style_scale must be between 0.05 and 8, got {self.style_scale}")
+            raise SettingsError(f"style_scale must be between 0.05 and 8, got {self.style_scale}")
         if self.depth_loss not in DEPTH_LOSSES:
-            raise ValueError(f"depth_loss must be one of {DEPTH_LOSSES}, got {self.depth_loss!r}")
+            raise SettingsError(f"depth_loss must be one of {DEPTH_LOSSES}, got {self.depth_loss!r}")
         if self.depth_resolution < PATCH or self.depth_resolution % PATCH:
-            raise ValueError(f"depth_resolution must be a multiple of {PATCH}, got {self.depth_resolution}")
+            raise SettingsError(
+                f"depth_resolution must be a multiple of {PATCH}, got {self.depth_resolution}"
+            )
         if self.init not in INITS:
-            raise ValueError(f"init must be one of {INITS}, got {self.init!r}")
+            raise SettingsError(f"init must be one of {INITS}, got {self.init!r}")
         if not (math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise SettingsError(f"lr must be > 0, got {self.lr}")
         if not 0 <= self.average_decay < 1:
-            raise ValueError(f"average_decay must be in [0, 1), got {self.average_decay}")
+            raise SettingsError(f"average_decay must be in [0, 1), got {self.average_decay}")
         if not 0 <= self.strength <= 1:
-            raise ValueError(f"strength must be between 0 and 1, got {self.strength}")
+            raise SettingsError(f"strength must be between 0 and 1, got {self.strength}")
         if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+            raise SettingsError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
 
     @property
     def coarsest_steps(self) -> int:
@@ -124,7 +127,7 @@ class OptimizeConfig:
         """The weight of each of ``count`` style images, summing to 1."""
         weights = self.style_weights if self.style_weights is not None else (1.0,) * count
         if len(weights) != count:
-            raise ValueError(f"{len(weights)} style weights were given for {count} style images")
+            raise SettingsError(f"{len(weights)} style weights were given for {count} style images")
         total = sum(weights)
         return tuple(w / total for w in weights)
 
@@ -132,4 +135,4 @@ class OptimizeConfig:
 def _at_least(config: OptimizeConfig, name: str, minimum: int) -> None:
     value = getattr(config, name)
     if int(value) != value or value < minimum:
-        raise ValueError(f"{name} must be a whole number >= {minimum}, got {value}")
+        raise SettingsError(f"{name} must be a whole number >= {minimum}, got {value}")

@@ -3,9 +3,9 @@
 The method of Gatys et al. (2016), which fast style transfer approximates, with the depth loss of Liu et
 al. (2017): the image is changed step by step until its VGG-16 style statistics match the painting's
 while its content features and its Depth Anything depth map stay those of the photo. Gradients flow
-through both networks into the pixels. Work goes coarse to fine (see :mod:`.optimize_plan`); every
-setting is in :class:`~.optimize_config.OptimizeConfig` and the scale-free weighting is explained in
-:mod:`.optimize_objective`.
+through both networks into the pixels. Work goes coarse to fine (see :mod:`.plan`); every
+setting is in :class:`~.config.OptimizeConfig` and the scale-free weighting is explained in
+:mod:`.objective`.
 
 On CUDA the networks run under bf16 autocast (Gram matrices and reductions stay fp32) with
 channels-last images, and the loss is only checked for NaN/inf at preview steps and scale ends, so
@@ -55,7 +55,7 @@ def optimize_style(
     ``depth_model``: a Depth Anything network or estimator, needed when ``config.depth_weight > 0`` (set
     it to 0 to optimise without the depth loss). ``device`` defaults to the VGG's; the caller's networks
     are not moved to another device (copies are). Returns ``[B,3,h,w]`` float32 0..1 on the content's
-    device, ``h, w`` as :func:`~.optimize_plan.output_size` says. ``mask`` (1 = full style, 0 = the
+    device, ``h, w`` as :func:`~.plan.output_size` says. ``mask`` (1 = full style, 0 = the
     photo; one for the batch or one per image, resized to the result) makes ``strength`` per pixel, as
     in ``stylize``: where it is 0 the result is the photo at the result's size, exactly.
 

@@ -5,7 +5,7 @@ A trainer subclasses :class:`TrainingLoop` and supplies the network-specific par
 network and its objective, one optimiser step (:meth:`~TrainingLoop.train_step`), the batches, the
 preview and how the model file is written. The host is only synchronised at log and checkpoint
 steps: non-finite losses are accumulated on the device and checked there, and a checkpoint is never
-written from non-finite weights. With a :class:`~.distributed.Team` of several processes, all of them
+written from non-finite weights. With a :class:`~..distributed.Team` of several processes, all of them
 agree at every step on whether to stop, the logged losses are averaged over them, and only rank 0
 writes files and previews.
 """

@@ -1,5 +1,5 @@
 """The frozen loss networks (VGG-16, Depth Anything) as an optimisation loop needs them, and the
-precision and memory format the loops run them in.
+precision and memory format the loops run them in, and the depth loss through the depth network.
 
 ComfyUI runs every node under ``torch.inference_mode``; a network loaded there holds inference tensors,
 which autograd cannot save for the backward pass. Both loops in this package (training a style network,
@@ -15,9 +15,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
-from ...depthstyle_core.depth import DepthEstimator
+from ...depthstyle_core.depth import DepthEstimator, depth_for_loss
+from ...depthstyle_core.losses import depth_loss
 from ...depthstyle_core.models.depth_anything import DepthAnythingV2
 
 
@@ -88,3 +89,14 @@ def device_precision(device: torch.device, precision: str) -> DevicePrecision:
     use_bf16 = cuda and precision != "fp32" and torch.cuda.is_bf16_supported()
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
     return DevicePrecision(autocast, torch.channels_last if cuda else torch.contiguous_format)
+
+
+def depth_term(
+    model: DepthAnythingV2, stylised: Tensor, content: Tensor, resolution: int, mode: str
+) -> Tensor:
+    """The depth loss of stylised images against their content images; the content's depth is computed
+    without gradients. Resized in fp32; the network itself follows the autocast setting."""
+    with torch.no_grad():
+        target = depth_for_loss(model, content.float(), resolution)
+    predicted = depth_for_loss(model, stylised.float(), resolution)
+    return depth_loss(predicted.float(), target.float(), mode)

@@ -3,7 +3,7 @@
 It holds the network weights, the Adam state and the step, plus the run's settings and loss
 calibration as JSON metadata. Weights are stored here as well as in the style model so that one
 atomic write always leaves a consistent pair of weights and optimiser state. The data order and
-crops are derived from the seed and the step (see :mod:`.data`), and training draws no other random
+crops are derived from the seed and the step (see :mod:`..data`), and training draws no other random
 numbers, so no generator state needs saving.
 """
 
