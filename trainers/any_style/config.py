@@ -51,7 +51,8 @@ class AnyLossWeights:
 
 @dataclass(frozen=True)
 class AnyTrainConfig(RunSettings):
-    """How to train the any-painting network. Invalid values raise ``SettingsError`` (a ``ValueError``) when made.
+    """How to train the any-painting network. Invalid values raise ``SettingsError`` (a ``ValueError``)
+    when made.
 
     ``init``: the starting weights, ``"builtin"`` (the shipped network: a fine-tune), ``"random"``
     (from scratch, seeded by ``seed``) or the path of an any-painting model file. ``load_size``: photos

@@ -18,7 +18,8 @@ from ..run.settings import RunSettings
 
 @dataclass(frozen=True)
 class TrainConfig(RunSettings):
-    """How to train one style. Invalid values raise ``SettingsError`` (a ``ValueError``) when the config is made.
+    """How to train one style. Invalid values raise ``SettingsError`` (a ``ValueError``) when the
+    config is made.
 
     ``style_size``: the style image is resized so its longer side has this many pixels (None: as
     given). ``depth_resolution``: the shorter side the depth network sees, a multiple of 14.

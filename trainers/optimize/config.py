@@ -34,7 +34,8 @@ GATYS_CONTENT_LAYER = "relu4_2"
 
 @dataclass(frozen=True)
 class OptimizeConfig:
-    """How to optimise one image (or a batch) towards a style. Invalid values raise ``SettingsError`` (a ``ValueError``).
+    """How to optimise one image (or a batch) towards a style. Invalid values raise ``SettingsError``
+    (a ``ValueError``).
 
     ``size``: long side of the result in pixels; 0 keeps the input's size. ``steps``: Adam steps at each
     scale after the first; ``first_scale_steps``: at the coarsest scale (None: ``2 * steps``).
