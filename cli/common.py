@@ -98,23 +98,21 @@ def _by_folder(paths: list[Path]) -> list[str]:
 
 
 def output_folder(path: str | os.PathLike) -> Path:
-    """The folder that ``-o`` names, created now: a place that cannot hold the results is an error
-    before any work is done or any file written."""
+    """The folder that ``-o`` names, checked before any work: a file in its place, or in the place of a
+    folder above it, is an error at once. The folder itself is made with the first result, so a run
+    that fails writes nothing."""
     from ..depthstyle_core.errors import OutputError
 
     folder = Path(path)
-    if folder.exists() and not folder.is_dir():
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    if existing == folder and not folder.is_dir():
         raise OutputError(
             f"-o {folder} is a file, not a folder: name a folder for the results (it is made if missing)"
         )
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"cannot make the output folder {folder} ({exc.strerror or exc}): name a folder you can write to"
-        ) from None
-    if not os.access(folder, os.W_OK):
-        raise OutputError(f"cannot write into the output folder {folder}: name a folder you can write to")
+    if not existing.is_dir():
+        raise OutputError(f"cannot make the output folder {folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK):
+        raise OutputError(f"cannot make the output folder {folder}: {existing} is not writable for you")
     return folder
 
 

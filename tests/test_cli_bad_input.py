@@ -148,10 +148,15 @@ def test_an_output_folder_that_cannot_be_made_is_one_error_line(tmp_path, models
     blocked = tmp_path / "file"
     blocked.write_text("")
     assert run(models, "stylize", twins[0], "--style", PAINTING, "-o", blocked / "out") == 2
-    assert f"cannot make the output folder {blocked / 'out'}" in one_error_line(capsys, "stylize")
-    if sys.platform.startswith("linux"):
-        assert run(models, "depth", twins[0], "-o", "/proc/depthstyle-test") == 2
-        assert "cannot make the output folder /proc/depthstyle-test" in one_error_line(capsys, "depth")
+    assert f"cannot make the output folder {blocked / 'out'}: {blocked} is a file" in one_error_line(
+        capsys, "stylize"
+    )
+    if sys.platform.startswith("linux"):  # a folder the system refuses to make: found at the first write
+        out = "/proc/depthstyle-test"
+        assert (
+            run(models, "depth", twins[0], "--model", "tiny.safetensors", "--resolution", 28, "-o", out) == 2
+        )
+        assert f"No such file or directory: {out}" in one_error_line(capsys, "depth")
 
 
 @pytest.mark.parametrize("command", ["stylize", "depth", "train"])
