@@ -221,7 +221,7 @@ class _HubLookup:
         cache = Path(self.cache_dir or constants.HF_HUB_CACHE)
         if self.model_dirs:
             folder = Path(self.download_dir if self.download_dir is not None else self.model_dirs[0])
-            searched = ", ".join(str(Path(d)) for d in self.model_dirs)
+            searched = ", ".join(dict.fromkeys(str(Path(d)) for d in self.model_dirs))
             where = f"{searched} or the Hugging Face cache ({cache})"
             put = f"save it as {folder / hub_file.local_filename}"
         else:
