@@ -12,11 +12,10 @@ so the recipe's numbers keep their meaning with our VGG-16 and the depth loss.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 from ...depthstyle_core.errors import SettingsError
-from ...depthstyle_core.losses import WEIGHT_MODES
+from ...depthstyle_core.losses import check_weights
 from ..run.settings import RunSettings
 
 BUILTIN = "builtin"
@@ -35,12 +34,7 @@ class AnyLossWeights:
     mode: str = "normalized"
 
     def __post_init__(self) -> None:
-        if self.mode not in WEIGHT_MODES:
-            raise SettingsError(f"weight mode must be one of {WEIGHT_MODES}, got {self.mode!r}")
-        for name in ANY_TERMS:
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise SettingsError(f"the {name} weight must be a finite number >= 0, got {value}")
+        check_weights(self.mode, {name: getattr(self, name) for name in ANY_TERMS})
         if not self.terms():
             raise SettingsError("every loss weight is 0: nothing to train")
 

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from ...depthstyle_core.depth import DepthEstimator, depth_for_loss
+from ...depthstyle_core.errors import SettingsError
 from ...depthstyle_core.losses import depth_loss
 from ...depthstyle_core.models.depth_anything import DepthAnythingV2
 
@@ -48,7 +49,7 @@ def weighted_depth_network(
     """:func:`depth_network`, refusing a depth weight with no depth model to use it."""
     network, name = depth_network(depth_model)
     if depth_weight > 0 and network is None:
-        raise ValueError(
+        raise SettingsError(
             f"depth_weight is {depth_weight} but no depth model was given: pass "
             "depth_model=load_depth_model(...), or set depth_weight=0 to train without the depth loss"
         )
