@@ -35,12 +35,12 @@ from depthstyle.depthstyle_core.depth import depth_for_loss
 from depthstyle.depthstyle_core.losses import normalize_depth_ssi
 from depthstyle.depthstyle_core.models.depth_anything import DepthAnythingConfig
 from depthstyle.depthstyle_core.models.vgg import VGG16Features
-from depthstyle.trainers.any_config import AnyTrainConfig
-from depthstyle.trainers.any_data import PairSampler, split_pairs
-from depthstyle.trainers.any_objective import CONTENT_LAYER, STYLE_LAYERS
-from depthstyle.trainers.any_train import train_any_style
+from depthstyle.trainers.any_style.config import AnyTrainConfig
+from depthstyle.trainers.any_style.data import PairSampler, split_pairs
+from depthstyle.trainers.any_style.job import train_any_style
+from depthstyle.trainers.any_style.objective import CONTENT_LAYER, STYLE_LAYERS
 from depthstyle.trainers.data import ContentSource
-from depthstyle.trainers.loss_networks import cpu_has_native_bf16
+from depthstyle.trainers.run.loss_networks import cpu_has_native_bf16
 
 RESULTS = Path(__file__).parent / "results"
 

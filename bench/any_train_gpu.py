@@ -12,8 +12,8 @@ from common import StepMarks, join_like_torchrun, pictures, random_depth_anythin
 
 from depthstyle.depthstyle_core.models.depth_anything import DepthAnythingConfig
 from depthstyle.depthstyle_core.models.vgg import VGG16Features
-from depthstyle.trainers.any_config import AnyTrainConfig
-from depthstyle.trainers.any_train import train_any_style
+from depthstyle.trainers.any_style.config import AnyTrainConfig
+from depthstyle.trainers.any_style.job import train_any_style
 
 PUBLISHABLE_STEPS = 20_000
 GOAL_MINUTES = 30

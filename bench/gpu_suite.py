@@ -42,10 +42,10 @@ from depthstyle.depthstyle_core.models.depth_anything import (
 from depthstyle.depthstyle_core.models.transformer_net import TransformerNet
 from depthstyle.depthstyle_core.models.vgg import VGG16Features
 from depthstyle.depthstyle_core.stylize import stylize
-from depthstyle.trainers.config import TrainConfig
-from depthstyle.trainers.feedforward import train_style
-from depthstyle.trainers.optimize import optimize_style
-from depthstyle.trainers.optimize_config import OptimizeConfig
+from depthstyle.trainers.fast.config import TrainConfig
+from depthstyle.trainers.fast.job import train_style
+from depthstyle.trainers.optimize.config import OptimizeConfig
+from depthstyle.trainers.optimize.job import optimize_style
 
 RESULTS = Path(__file__).parent / "results"
 PRECISIONS = ("fp32", "fp16", "bf16")

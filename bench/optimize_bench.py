@@ -33,8 +33,8 @@ from depthstyle.depthstyle_core.losses import gram_matrix, normalize_depth_ssi
 from depthstyle.depthstyle_core.models.depth_anything import DepthAnythingConfig
 from depthstyle.depthstyle_core.models.vgg import VGG16Features
 from depthstyle.trainers import OptimizeConfig, optimize_style
-from depthstyle.trainers.loss_networks import cpu_has_native_bf16
-from depthstyle.trainers.optimize_config import GATYS_CONTENT_LAYER, GATYS_STYLE_LAYERS
+from depthstyle.trainers.optimize.config import GATYS_CONTENT_LAYER, GATYS_STYLE_LAYERS
+from depthstyle.trainers.run.loss_networks import cpu_has_native_bf16
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -64,14 +64,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DepthStyleError as exc:
         print(f"depthstyle {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
+    except OSError as exc:  # the system refused a file: no permission, a full disk, a folder in the way
+        shown = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else str(exc)
+        print(f"depthstyle {args.command}: error: {shown}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 def _chosen_device(name: str) -> str:
     """The device to run on; ``auto`` is resolved and the choice said on the console."""
-    from ..depthstyle_core.devices import AUTO, resolve_device
+    from ..depthstyle_core.devices import AUTO, check_device, resolve_device
 
     if name != AUTO:
-        return name
+        return check_device(name)
     chosen = resolve_device(name)
     print(f"depthstyle: running on {chosen} (--device auto)", file=sys.stderr)
     return chosen

@@ -9,7 +9,9 @@ says what to do); 3 some inputs could not be read and were skipped, everything e
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -36,7 +38,8 @@ def default_models_dir() -> Path:
 
 
 def expand_images(inputs: Sequence[str]) -> list[Path]:
-    """Image files named on the command line; folders contribute their images (recursively, sorted)."""
+    """Image files named on the command line; folders contribute their images (recursively, sorted).
+    A file named twice (directly, or also through its folder) is listed once."""
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
@@ -44,7 +47,73 @@ def expand_images(inputs: Sequence[str]) -> list[Path]:
             found.extend(sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES))
         else:
             found.append(path)
-    return found
+    seen: set[Path] = set()
+    unique = []
+    for path in found:
+        if path.absolute() not in seen:
+            seen.add(path.absolute())
+            unique.append(path)
+    return unique
+
+
+def output_stems(paths: Sequence[Path]) -> dict[Path, str]:
+    """A name for each input's results, distinct within the run, so that no result replaces another.
+
+    Names are compared without case (as Windows and macOS file systems do). An input keeps its stem
+    (``x.png``: ``x``) unless another input has the same one; clashing inputs are named by their path
+    from the folder they share, joined with ``_`` (``a/x.png``, ``b/x.png``: ``a_x``, ``b_x``), then
+    also by their suffix (``x.png``, ``x.jpg``: ``x_png``, ``x_jpg``); anything still clashing is
+    numbered in input order (``x_2``).
+    """
+    names = [path.stem for path in paths]
+    for group in _clashing_groups(names):
+        for index, name in zip(group, _by_folder([paths[i] for i in group]), strict=True):
+            names[index] = name
+    for group in _clashing_groups(names):
+        for index in group:
+            names[index] += "_" + paths[index].suffix.lstrip(".").lower()
+    taken: set[str] = set()
+    for index, name in enumerate(names):
+        unique, number = name, 2
+        while unique.casefold() in taken:
+            unique, number = f"{name}_{number}", number + 1
+        taken.add(unique.casefold())
+        names[index] = unique
+    return dict(zip(paths, names, strict=True))
+
+
+def _clashing_groups(names: list[str]) -> list[list[int]]:
+    counts = Counter(name.casefold() for name in names)
+    groups: dict[str, list[int]] = {}
+    for index, name in enumerate(names):
+        if counts[name.casefold()] > 1:
+            groups.setdefault(name.casefold(), []).append(index)
+    return list(groups.values())
+
+
+def _by_folder(paths: list[Path]) -> list[str]:
+    folders = [path.absolute().parent for path in paths]
+    common = Path(os.path.commonpath(folders))
+    return ["_".join(path.absolute().with_suffix("").relative_to(common).parts) for path in paths]
+
+
+def output_folder(path: str | os.PathLike) -> Path:
+    """The folder that ``-o`` names, checked before any work: a file in its place, or in the place of a
+    folder above it, is an error at once. The folder itself is made with the first result, so a run
+    that fails writes nothing."""
+    from ..depthstyle_core.errors import OutputError
+
+    folder = Path(path)
+    existing = next(p for p in (folder, *folder.absolute().parents) if p.exists())
+    if existing == folder and not folder.is_dir():
+        raise OutputError(
+            f"-o {folder} is a file, not a folder: name a folder for the results (it is made if missing)"
+        )
+    if not existing.is_dir():
+        raise OutputError(f"cannot make the output folder {folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK):
+        raise OutputError(f"cannot make the output folder {folder}: {existing} is not writable for you")
+    return folder
 
 
 def find_images(inputs: Sequence[str]) -> list[Path]:

@@ -19,7 +19,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from .common import EXIT_SKIPPED, expand_images
+from ..depthstyle_core.errors import InputImageError, SettingsError
+from .common import EXIT_SKIPPED, expand_images, output_folder, output_stems
 from .compare_models import BUILTIN_MODEL, load_painters
 from .report_common import (
     add_report_options,
@@ -80,39 +81,40 @@ def _paintings(args: argparse.Namespace, any_painting: bool) -> list[Path | None
     if args.paintings:
         found = expand_images(args.paintings)
         if not found:
-            raise SystemExit("depthstyle compare: no paintings found in " + ", ".join(args.paintings))
+            raise InputImageError("no paintings found in " + ", ".join(args.paintings))
         return list(found)
     if not any_painting:
         return [None]
     if args.style:
         return [Path(args.style)]
-    raise SystemExit(
-        "depthstyle compare: any-painting models need paintings: give --paintings (files or folders; every "
+    raise SettingsError(
+        "any-painting models need paintings: give --paintings (files or folders; every "
         "photo is painted with every painting) or --style PAINTING"
     )
 
 
-def _pair_name(photo: Path, painting: Path | None) -> str:
-    return photo.stem if painting is None else f"{photo.stem}__{painting.stem}"
+def _pair_name(photo: str, painting: str | None) -> str:
+    return photo if painting is None else f"{photo}__{painting}"
 
 
 def _compare_command(args: argparse.Namespace) -> int:
     import torch
 
-    from ..depthstyle_core.errors import InputImageError
     from ..depthstyle_core.images import load_image, save_image
-    from ..depthstyle_core.metrics import METRIC_NAMES, evaluate_structure, mean_metrics
-    from ..depthstyle_core.report_figure import draw_comparison_figure
+    from ..depthstyle_core.report.figure import draw_comparison_figure
+    from ..depthstyle_core.report.metrics import METRIC_NAMES, evaluate_structure, mean_metrics
 
     photos = expand_images(args.images)
     if not photos:
-        raise SystemExit("depthstyle compare: no images found in " + ", ".join(args.images))
+        raise InputImageError("no images found in " + ", ".join(args.images))
     painters = load_painters(args.models, args.models_dir, args.device, args.tile)
     labels = [painter.label for painter in painters]
     painting_paths = _paintings(args, any(p.needs_painting for p in painters))
     paired = painting_paths != [None]
     models = load_report_models(args, needs_vgg=paired)
-    out_dir = Path(args.output)
+    out_dir = output_folder(args.output)
+    photo_names = output_stems(photos)
+    painting_names = output_stems([p for p in painting_paths if p is not None])
     rows, skipped, paintings = [], [], {}
     for path in painting_paths:
         try:
@@ -137,7 +139,7 @@ def _compare_command(args: argparse.Namespace) -> int:
                     resolution=args.resolution,
                     edge_tolerance=args.edge_tolerance,
                 )
-                name = _pair_name(path, painting_path)
+                name = _pair_name(photo_names[path], painting_names.get(painting_path))
                 pair = {"image": str(path), **({"painting": str(painting_path)} if paired else {})}
                 for label, image, report in zip(labels, styled, reports, strict=True):
                     save_image(image, out_dir / "stylized" / label / f"{name}_styled.png")

@@ -36,7 +36,7 @@ def load_painters(models: Sequence[str], models_dir: Path, device: str, tile: in
     or a name in ``<models_dir>/styles/`` or ``<models_dir>/any_style/``; its architecture decides."""
     from ..depthstyle_core.any_style.model_file import build_any_style_model, load_any_style_model
     from ..depthstyle_core.checkpoint import read_safetensors
-    from ..depthstyle_core.hub import resolve_model_file
+    from ..depthstyle_core.hub.resolve import resolve_model_file
     from ..depthstyle_core.models.microast import ARCHITECTURE
     from ..depthstyle_core.style_model import build_style_model
 

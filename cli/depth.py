@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from .common import InputReader, find_images
+from .common import InputReader, find_images, output_folder, output_stems
 
 
 def _depth_command(args: argparse.Namespace) -> int:
@@ -15,17 +14,19 @@ def _depth_command(args: argparse.Namespace) -> int:
     from ..depthstyle_core.depth import colorize_depth, estimate_depth, load_depth_model
     from ..depthstyle_core.images import DEPTH_FORMATS, load_image, save_depth, save_image
 
-    reader = InputReader("depth", find_images(args.images), load_image)
-    out_dir = Path(args.output)
+    images = find_images(args.images)
+    names = output_stems(images)
+    out_dir = output_folder(args.output)
+    reader = InputReader("depth", images, load_image)
     estimator = load_depth_model(args.model, model_dirs=[args.models_dir / "depth"], device=args.device)
     print(f"depth model: {estimator.name} (licence {estimator.licence})", file=sys.stderr)
     suffix = DEPTH_FORMATS[args.format]
     with torch.inference_mode():
         for path, image in reader:
             depth = estimate_depth(estimator, image, resolution=args.resolution, precision=args.precision)
-            written = [save_depth(depth, out_dir / f"{path.stem}_depth{suffix}", args.format)]
+            written = [save_depth(depth, out_dir / f"{names[path]}_depth{suffix}", args.format)]
             if args.colormap:
-                written.append(save_image(colorize_depth(depth), out_dir / f"{path.stem}_depth_color.png"))
+                written.append(save_image(colorize_depth(depth), out_dir / f"{names[path]}_depth_color.png"))
             reader.done(path, *written)
     return reader.exit_status()
 

@@ -13,7 +13,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from .common import EXIT_SKIPPED, expand_images
+from .common import EXIT_SKIPPED, expand_images, output_folder, output_stems
 from .report_common import (
     add_report_options,
     load_report_models,
@@ -80,8 +80,8 @@ def _evaluate_command(args: argparse.Namespace) -> int:
 
     from ..depthstyle_core.errors import InputImageError
     from ..depthstyle_core.images import load_image
-    from ..depthstyle_core.metrics import METRIC_NAMES, evaluate_structure, mean_metrics
-    from ..depthstyle_core.report_figure import draw_structure_figure
+    from ..depthstyle_core.report.figure import draw_structure_figure
+    from ..depthstyle_core.report.metrics import METRIC_NAMES, evaluate_structure, mean_metrics
 
     pairs, skipped = pair_by_stem(expand_images(args.content), expand_images(args.stylized))
     if not pairs:
@@ -90,8 +90,9 @@ def _evaluate_command(args: argparse.Namespace) -> int:
             "no (content, stylised) pairs found: a stylised image x.png, x_styled.png or x_optimized.png "
             "needs a content image x.* (see the list above)"
         )
+    out_dir = output_folder(args.output)
+    names = output_stems([stylized for _, stylized in pairs])
     models = load_report_models(args)
-    out_dir = Path(args.output)
     rows = []
     with torch.inference_mode():
         for index, (content_path, stylized_path) in enumerate(pairs, start=1):
@@ -109,8 +110,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
                 resolution=args.resolution,
                 edge_tolerance=args.edge_tolerance,
             )
-            figure = out_dir / f"{stylized_path.stem}_report.png"
-            out_dir.mkdir(parents=True, exist_ok=True)
+            figure = out_dir / f"{names[stylized_path]}_report.png"
             draw_structure_figure(report).save(figure)
             rows.append(
                 {"content": str(content_path), "stylized": str(stylized_path), **report.metrics.as_dict()}

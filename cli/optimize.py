@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from .common import EXIT_ERROR, EXIT_INTERRUPTED, InputReader, find_images
+from .common import EXIT_ERROR, EXIT_INTERRUPTED, InputReader, find_images, output_folder, output_stems
 from .masks import add_mask_arguments, mask_for
 from .progress import ConsoleProgress, StopOnSignals
 
@@ -38,7 +37,10 @@ def _optimize_command(args: argparse.Namespace) -> int:
     from ..depthstyle_core.models.vgg import load_vgg16
     from ..trainers import optimize_style
 
-    reader = InputReader("optimize", find_images(args.images), load_image)
+    images = find_images(args.images)
+    names = output_stems(images)
+    out_dir = output_folder(args.output)
+    reader = InputReader("optimize", images, load_image)
     styles = [load_image(path) for path in args.style]
     try:
         config = _config(args)
@@ -51,9 +53,8 @@ def _optimize_command(args: argparse.Namespace) -> int:
     if config.depth_weight > 0:
         depth = load_depth_model(args.depth_model, model_dirs=[args.models_dir / "depth"])
         print(f"depth model: {depth.name} (licence {depth.licence})", file=sys.stderr)
-    out_dir = Path(args.output)
     for path, photo in reader:
-        target = out_dir / f"{path.stem}_optimized.png"
+        target = out_dir / f"{names[path]}_optimized.png"
         progress = ConsoleProgress(f"{path.name} ")
         try:
             with StopOnSignals() as stop:

@@ -5,9 +5,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from .common import EXIT_ERROR, InputReader, find_images, fraction, same_size_frames
+from .common import (
+    EXIT_ERROR,
+    InputReader,
+    find_images,
+    fraction,
+    output_folder,
+    output_stems,
+    same_size_frames,
+)
 from .masks import add_mask_arguments, mask_for
 from .stylize_any import add_any_style_arguments, stylize_any_command, unused_any_style_options
 
@@ -29,10 +36,12 @@ def _stylize_trained(args: argparse.Namespace) -> int:
     from ..depthstyle_core.style_model import load_style_model
     from ..depthstyle_core.stylize import stylize
 
-    reader = InputReader("stylize", find_images(args.images), load_image)
+    images = find_images(args.images)
+    names = output_stems(images)
+    out_dir = output_folder(args.output)
+    reader = InputReader("stylize", images, load_image)
     net, _ = load_style_model(args.model, model_dirs=[args.models_dir / "styles"])
     net.to(args.device)
-    out_dir = Path(args.output)
     settings = {
         "strength": args.strength,
         "preserve_color": args.preserve_color,
@@ -47,11 +56,11 @@ def _stylize_trained(args: argparse.Namespace) -> int:
             mask = mask_for(args, frames, normalization="per_batch")
             styled = stylize(net, frames, mask=mask, **settings)
             for path, image in zip(paths, styled, strict=True):
-                reader.done(path, save_image(image, out_dir / f"{path.stem}_styled.png"))
+                reader.done(path, save_image(image, out_dir / f"{names[path]}_styled.png"))
         else:
             for path, image in reader:
                 styled = stylize(net, image, mask=mask_for(args, image), **settings)
-                reader.done(path, save_image(styled, out_dir / f"{path.stem}_styled.png"))
+                reader.done(path, save_image(styled, out_dir / f"{names[path]}_styled.png"))
     return reader.exit_status()
 
 

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..depthstyle_core.any_style import DEFAULT_DEPTH_PRESERVE, DEFAULT_STYLE_SIZE
-from .common import EXIT_ERROR, InputReader, find_images, fraction, same_size_frames
+from .common import (
+    EXIT_ERROR,
+    InputReader,
+    find_images,
+    fraction,
+    output_folder,
+    output_stems,
+    same_size_frames,
+)
 from .masks import depth_model_for, mask_for, pixels
 
 if TYPE_CHECKING:
@@ -83,21 +90,23 @@ def stylize_any_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    reader = InputReader("stylize", find_images(args.images), load_image)
+    images = find_images(args.images)
+    names = output_stems(images)
+    out_dir = output_folder(args.output)
+    reader = InputReader("stylize", images, load_image)
     paintings = [load_image(path) for path in args.style]
     model = load_any_style_model(args.any_model, args.device, model_dirs=[args.models_dir / "any_style"])
     estimator = _depth_estimator(args)
-    out_dir = Path(args.output)
     with torch.inference_mode():
         if args.frames == "shared":
             paths, frames = same_size_frames(list(reader))
             styled = _stylize(args, model, frames, paintings, estimator, "per_batch")
             for path, image in zip(paths, styled, strict=True):
-                reader.done(path, save_image(image, out_dir / f"{path.stem}_styled.png"))
+                reader.done(path, save_image(image, out_dir / f"{names[path]}_styled.png"))
         else:
             for path, image in reader:
                 styled = _stylize(args, model, image, paintings, estimator, "per_image")
-                reader.done(path, save_image(styled, out_dir / f"{path.stem}_styled.png"))
+                reader.done(path, save_image(styled, out_dir / f"{names[path]}_styled.png"))
     return reader.exit_status()
 
 

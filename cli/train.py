@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import torch
 
     from ..trainers.distributed import Team
-    from ..trainers.loop import TrainResult
+    from ..trainers.run.loop import TrainResult
 
 _TRAIN_SETTINGS = (
     ("iterations", int, "training steps (default 40000, as the paper)"),

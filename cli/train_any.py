@@ -18,9 +18,9 @@ from .training_run import (
 if TYPE_CHECKING:
     import torch
 
-    from ..trainers.any_config import AnyTrainConfig
+    from ..trainers.any_style.config import AnyTrainConfig
     from ..trainers.distributed import Team
-    from ..trainers.loop import TrainResult
+    from ..trainers.run.loop import TrainResult
 
 _SETTINGS = (
     ("iterations", int, "training steps (default 20000: a fine-tune of the built-in network)"),
@@ -50,8 +50,8 @@ _WORDING = Wording(
 def _init_weights(args: argparse.Namespace) -> str:
     """``builtin``, ``random``, or the full path of the model file named by ``--init`` (a path or a
     file in ``<models-dir>/any_style/``)."""
-    from ..depthstyle_core.hub import resolve_model_file
-    from ..trainers.any_config import BUILTIN, RANDOM
+    from ..depthstyle_core.hub.resolve import resolve_model_file
+    from ..trainers.any_style.config import BUILTIN, RANDOM
 
     if args.init in (BUILTIN, RANDOM):
         return args.init
@@ -59,7 +59,7 @@ def _init_weights(args: argparse.Namespace) -> str:
 
 
 def _config(args: argparse.Namespace) -> AnyTrainConfig:
-    from ..trainers.any_config import AnyTrainConfig
+    from ..trainers.any_style.config import AnyTrainConfig
 
     given = given_settings(args, _SETTINGS)
     return AnyTrainConfig(
@@ -68,7 +68,7 @@ def _config(args: argparse.Namespace) -> AnyTrainConfig:
 
 
 def _train(args: argparse.Namespace, team: Team, device: str | torch.device, console: Console) -> TrainResult:
-    from ..trainers.any_train import train_any_style
+    from ..trainers.any_style.job import train_any_style
 
     config = _config(args)
     vgg, depth = load_loss_networks(args, config.depth_weight, console)

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import torch
 
     from ..trainers.distributed import Team
-    from ..trainers.loop import TrainResult
+    from ..trainers.run.loop import TrainResult
 
 Setting = tuple[str, type, str]
 """``(config field, type, help)`` of a numeric option: ``--field-name`` on the command line."""

@@ -18,7 +18,7 @@ from safetensors import SafetensorError, safe_open
 from .atomic_write import write_bytes_atomic
 from .errors import CheckpointError, ModelNotAvailableError
 
-if TYPE_CHECKING:  # torch is imported on first use, so that hub.py (file lookup) loads without it
+if TYPE_CHECKING:  # torch is imported on first use, so that the Hub lookup (hub/resolve.py) loads without it
     import torch
     from torch import nn
 

@@ -18,8 +18,8 @@ import torch.nn.functional as F
 
 from .checkpoint import read_safetensors
 from .colormap import apply_colormap
-from .errors import InputImageError, OperationCancelled
-from .hub import HubFile, resolve_model_file
+from .errors import InputImageError, OperationCancelled, SettingsError
+from .hub.resolve import HubFile, resolve_model_file
 from .images import to_rgb
 from .models.depth_anything import DepthAnythingV2, build_depth_anything
 
@@ -138,7 +138,7 @@ def load_depth_model(
 
 def _check_precision(precision: str) -> None:
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
+        raise SettingsError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
 
 
 def processing_size(height: int, width: int, resolution: int) -> tuple[int, int]:
@@ -206,7 +206,7 @@ def normalize_depth(depth: torch.Tensor, mode: str = "per_image") -> torch.Tenso
     elif mode == "per_batch":
         low, high = depth.min(), depth.max()
     else:
-        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {mode!r}")
+        raise SettingsError(f"normalization must be one of {NORMALIZATIONS}, got {mode!r}")
     return (depth - low) / (high - low).clamp_min(1e-8)
 
 
@@ -229,10 +229,10 @@ def estimate_depth(
     """
     precision = precision or estimator.precision
     if normalization not in NORMALIZATIONS:
-        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+        raise SettingsError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     _check_precision(precision)
     if chunk_size < 1:
-        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+        raise SettingsError(f"chunk_size must be at least 1, got {chunk_size}")
     rgb = to_rgb(images).float()
     total = rgb.shape[0]
     device = estimator.device

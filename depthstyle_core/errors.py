@@ -5,6 +5,18 @@ class DepthStyleError(Exception):
     """Base class of every error DepthStyle raises on purpose."""
 
 
+class SettingsError(DepthStyleError, ValueError):
+    """A setting is out of range, unknown or contradicts another: the message names it and what it takes."""
+
+
+class DeviceError(DepthStyleError, RuntimeError):
+    """The device asked for does not exist or is not available on this machine."""
+
+
+class OutputError(DepthStyleError, OSError):
+    """A result cannot be written where it was asked for: the place is a file, or cannot be created."""
+
+
 class ModelNotAvailableError(DepthStyleError, FileNotFoundError):
     """A model file is neither on disk nor in the Hub cache and cannot be downloaded."""
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .errors import InputImageError
+from .errors import InputImageError, SettingsError
 
 
 def to_rgb(images: torch.Tensor) -> torch.Tensor:
@@ -107,7 +107,7 @@ def save_depth(depth: torch.Tensor, path: str | os.PathLike, fmt: str = "png") -
     0..65535, for 3D, parallax and relighting; ``npy``: float32 ``[H,W]``, the values unchanged.
     """
     if fmt not in DEPTH_FORMATS:
-        raise ValueError(f"depth format must be one of {tuple(DEPTH_FORMATS)}, got {fmt!r}")
+        raise SettingsError(f"depth format must be one of {tuple(DEPTH_FORMATS)}, got {fmt!r}")
     if depth.numel() != depth.shape[-1] * depth.shape[-2]:
         raise InputImageError(f"expected one depth map, got a tensor of shape {tuple(depth.shape)}")
     plane = depth.detach().float().cpu().reshape(depth.shape[-2:])

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .errors import TrainingError
+from .errors import SettingsError, TrainingError
 
 CONTENT_LAYER = "relu2_2"
 STYLE_LAYERS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")
@@ -107,6 +107,16 @@ def depth_loss(pred: Tensor, target: Tensor, mode: str = "ssi") -> Tensor:
     raise ValueError(f"depth loss must be one of {DEPTH_LOSSES}, got {mode!r}")
 
 
+def check_weights(mode: str, weights: Mapping[str, float]) -> None:
+    """Raise :class:`SettingsError` unless ``mode`` is a weight mode and every weight is a finite number
+    >= 0 (shared by every objective's weights)."""
+    if mode not in WEIGHT_MODES:
+        raise SettingsError(f"weight mode must be one of {WEIGHT_MODES}, got {mode!r}")
+    for name, value in weights.items():
+        if not (math.isfinite(value) and value >= 0):
+            raise SettingsError(f"the {name} weight must be a finite number >= 0, got {value}")
+
+
 @dataclass(frozen=True)
 class LossWeights:
     """User-facing weights of the loss terms; see the module docstring for the two modes."""
@@ -118,12 +128,7 @@ class LossWeights:
     mode: str = "normalized"
 
     def __post_init__(self) -> None:
-        if self.mode not in WEIGHT_MODES:
-            raise ValueError(f"weight mode must be one of {WEIGHT_MODES}, got {self.mode!r}")
-        for name in TERMS:
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"the {name} weight must be a finite number >= 0, got {value}")
+        check_weights(self.mode, {name: getattr(self, name) for name in TERMS})
 
     @classmethod
     def raw(

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from .errors import MaskError
+from .errors import MaskError, SettingsError
 
 DEFAULT_NEAR = 1.0
 DEFAULT_FAR = 0.5
@@ -122,7 +122,7 @@ def apply_strength(
     ``mask`` is anything :func:`fit_mask` accepts (None: ``strength`` everywhere).
     """
     if not 0.0 <= strength <= 1.0:
-        raise ValueError(f"strength must be between 0 and 1, got {strength}")
+        raise SettingsError(f"strength must be between 0 and 1, got {strength}")
     if mask is None:
         if strength == 0:
             return content.clone()

@@ -22,7 +22,7 @@ from .checkpoint import (
     read_safetensors,
     write_safetensors_atomic,
 )
-from .hub import HubFile, resolve_model_file
+from .hub.resolve import HubFile, resolve_model_file
 from .models.transformer_net import TransformerNet, TransformerNetConfig
 
 FORMAT = "depthstyle-style-model"

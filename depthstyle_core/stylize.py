@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .devices import same_device
+from .errors import SettingsError
 from .images import to_rgb
 from .masks import apply_strength, fit_mask
 from .models.padding import STRIDE
@@ -152,22 +153,22 @@ def _validate(
     precision: str,
 ) -> None:
     if not 0.0 <= strength <= 1.0:
-        raise ValueError(f"strength must be between 0 and 1, got {strength}")
+        raise SettingsError(f"strength must be between 0 and 1, got {strength}")
     if not 0.0 < scale <= MAX_SCALE:
-        raise ValueError(
+        raise SettingsError(
             f"scale must be above 0 and at most {MAX_SCALE:g} (0.5: strokes twice as large), got {scale}"
         )
     if frames not in FRAMES:
-        raise ValueError(f"frames must be one of {FRAMES}, got {frames!r}")
+        raise SettingsError(f"frames must be one of {FRAMES}, got {frames!r}")
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
+        raise SettingsError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
     if chunk_size < 1:
-        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+        raise SettingsError(f"chunk_size must be at least 1, got {chunk_size}")
     if tile_overlap < 0:
-        raise ValueError(f"tile_overlap must be >= 0, got {tile_overlap}")
+        raise SettingsError(f"tile_overlap must be >= 0, got {tile_overlap}")
     smallest = round_up(tile_overlap, OVERLAP_MULTIPLE) + MIN_TILE_MARGIN
     if tile_size and tile_size < smallest:
-        raise ValueError(
+        raise SettingsError(
             f"tile_size must be 0 (automatic) or at least tile_overlap + {MIN_TILE_MARGIN} = {smallest}, "
             f"got {tile_size}"
         )

@@ -17,6 +17,7 @@ import folder_paths
 import torch
 from comfy.cli_args import args
 
+from ..depthstyle_core.errors import ModelNotAvailableError
 from ..depthstyle_core.images import tensor_to_pil, to_rgb
 from ..depthstyle_core.models.vgg import VGG16Features, load_vgg16
 
@@ -48,8 +49,8 @@ def register_model_folders() -> None:
 
 
 def model_dirs(key: str) -> list[str]:
-    """Every folder registered for ``key``, in search order."""
-    return folder_paths.get_folder_paths(key)
+    """Every folder registered for ``key``, in search order, each once."""
+    return list(dict.fromkeys(folder_paths.get_folder_paths(key)))
 
 
 def model_files(key: str) -> list[str]:
@@ -58,8 +59,16 @@ def model_files(key: str) -> list[str]:
 
 
 def model_file_path(key: str, name: str) -> str:
-    """The full path of a file listed by ``model_files``; FileNotFoundError if it has gone."""
-    return folder_paths.get_full_path_or_raise(key, name)
+    """The full path of a file listed by ``model_files``. A name that is in no folder (a workflow made
+    on another machine, a file moved away) is a :class:`ModelNotAvailableError` naming the folders."""
+    path = folder_paths.get_full_path(key, name)
+    if path is None:
+        raise ModelNotAvailableError(
+            f"{name} is not available: it is in none of the model folders for {key} "
+            f"({', '.join(model_dirs(key))}). Put the file there (or make it: styles come from DepthStyle "
+            "Train Style), press R in the browser to refresh the lists, and choose it."
+        )
+    return path
 
 
 def model_file_fingerprint(key: str, name: str) -> tuple[str, int, int] | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..trainers.paths import STATE_SUFFIX
+from ..trainers.run.paths import STATE_SUFFIX
 
 BUILTIN_DEPTH_MODELS: dict[str, str] = {
     "Depth-Anything-V2-Small (Apache-2.0)": "small",

@@ -13,7 +13,7 @@ from ..depthstyle_core.depth import DepthEstimator
 from ..depthstyle_core.images import comfy_to_bchw
 from ..depthstyle_core.models.vgg import VGG16_HUB
 from ..trainers import OptimizeConfig, optimize_style
-from ..trainers.optimize_config import INITS
+from ..trainers.optimize.config import INITS
 from .comfy_services import (
     load_builtin_vgg,
     progress_callback,

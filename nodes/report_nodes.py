@@ -13,11 +13,11 @@ import torch
 from comfy_api.v0_0_2 import io, ui
 
 from ..depthstyle_core.depth import DepthEstimator
-from ..depthstyle_core.edges import DEFAULT_TOLERANCE
 from ..depthstyle_core.images import comfy_to_bchw
-from ..depthstyle_core.metrics import evaluate_structure, metrics_json
 from ..depthstyle_core.models.vgg import VGG16_HUB, VGG16Features, load_vgg16
-from ..depthstyle_core.report_figure import draw_structure_figure, figure_batch
+from ..depthstyle_core.report.edges import DEFAULT_TOLERANCE
+from ..depthstyle_core.report.figure import draw_structure_figure, figure_batch
+from ..depthstyle_core.report.metrics import evaluate_structure, metrics_json
 from .comfy_services import VGG_FOLDER, model_dirs, on_compute_device, should_stop, to_comfy_image
 from .types import DepthModelType
 

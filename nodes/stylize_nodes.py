@@ -9,7 +9,7 @@ import torch
 from comfy_api.v0_0_2 import io
 
 from ..depthstyle_core.errors import ModelNotAvailableError
-from ..depthstyle_core.hub import HubFile
+from ..depthstyle_core.hub.resolve import HubFile
 from ..depthstyle_core.images import comfy_to_bchw
 from ..depthstyle_core.models.transformer_net import TransformerNet
 from ..depthstyle_core.style_model import load_style_model

@@ -13,14 +13,14 @@ from comfy_api.v0_0_2 import io, ui
 
 from ..depthstyle_core.depth import DepthEstimator
 from ..depthstyle_core.errors import InputImageError
+from ..depthstyle_core.hub.model_paths import safe_model_path
 from ..depthstyle_core.images import comfy_to_bchw, load_image, pil_to_tensor
-from ..depthstyle_core.model_paths import safe_model_path
 from ..depthstyle_core.models.transformer_net import TransformerNet
 from ..depthstyle_core.models.vgg import VGG16_HUB
 from ..depthstyle_core.style_model import load_style_model
 from ..depthstyle_core.stylize import stylize
 from ..trainers import ContentSource, TrainConfig, TrainResult, train_style
-from ..trainers.loss_curve import draw_loss_curve
+from ..trainers.run.loss_curve import draw_loss_curve
 from .comfy_services import (
     STYLE_FOLDER,
     input_directory,

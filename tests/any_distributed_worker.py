@@ -20,8 +20,8 @@ import torch
 
 from depthstyle.depthstyle_core.depth import load_depth_model
 from depthstyle.depthstyle_core.models.vgg import load_vgg16
-from depthstyle.trainers.any_config import AnyTrainConfig
-from depthstyle.trainers.any_train import train_any_style
+from depthstyle.trainers.any_style.config import AnyTrainConfig
+from depthstyle.trainers.any_style.job import train_any_style
 from depthstyle.trainers.distributed import Team, join_torchrun
 
 

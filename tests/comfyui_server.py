@@ -25,6 +25,7 @@ START_TIMEOUT = 180  # ComfyUI imports torch and every core node; a busy 2-core 
 RUN_TIMEOUT = 120
 SKIP_REASON = "COMFYUI_DIR is not set: the ComfyUI integration tests need a ComfyUI checkout to start"
 FRONTEND_ONLY_NODES = frozenset({"Note", "MarkdownNote"})
+MUTED, BYPASSED = 2, 4  # a UI node's "mode"
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
 EXTRA_WIDGET_VALUE = ("image_upload", "video_upload", "control_after_generate")  # options that store 2 values
 
@@ -223,6 +224,21 @@ class ComfyUIServer:
             time.sleep(0.05)
         raise TimeoutError(f"prompt {prompt_id} did not start within {timeout:.0f} s")
 
+    def upload(self, path: Path, name: str) -> str:
+        """Upload a file into ComfyUI's input folder as the frontend's upload button does (POST
+        /upload/image, also for videos) and return the name a Load node then shows."""
+        import requests
+
+        with open(path, "rb") as handle:
+            answer = requests.post(
+                self.url + "/upload/image",
+                files={"image": (name, handle)},
+                data={"type": "input"},
+                timeout=30,
+            )
+        answer.raise_for_status()
+        return answer.json()["name"]
+
     def view(self, image: Mapping[str, str]) -> bytes:
         """The bytes of an image that a history entry lists (``filename``, ``subfolder``, ``type``)."""
         query = urllib.parse.urlencode({k: image[k] for k in ("filename", "subfolder", "type")})
@@ -238,15 +254,20 @@ def ui_to_api(workflow: Mapping[str, Any], object_info: Mapping[str, Any]) -> di
     Widget values are stored by position; ``object_info``'s input order says which input each one
     belongs to (combos with an image or video upload button or a control-after-generate widget store one
     extra value).
-    Frontend-only nodes such as notes are dropped.
+    Frontend-only nodes such as notes are dropped, and so are muted nodes (mode 2, "never") with every
+    input that links to them, as the frontend's graphToPrompt does. Bypassed nodes (mode 4), which the
+    frontend replaces by a pass-through, are not modelled.
     """
-    sources = {link[0]: (str(link[1]), link[2]) for link in workflow["links"]}
+    if any(node.get("mode") == BYPASSED for node in workflow["nodes"]):
+        raise NotImplementedError("bypassed nodes (mode 4) are not modelled")
+    muted = {node["id"] for node in workflow["nodes"] if node.get("mode") == MUTED}
+    sources = {link[0]: (str(link[1]), link[2]) for link in workflow["links"] if link[1] not in muted}
     graph: dict[str, dict[str, Any]] = {}
     for node in workflow["nodes"]:
-        if node["type"] in FRONTEND_ONLY_NODES:
+        if node["type"] in FRONTEND_ONLY_NODES or node["id"] in muted:
             continue
         info = object_info[node["type"]]
-        links = [i for i in node.get("inputs", []) if i.get("link") is not None]
+        links = [i for i in node.get("inputs", []) if i.get("link") in sources]
         linked = {i["name"]: list(sources[i["link"]]) for i in links}
         values = list(node.get("widgets_values", []))
         inputs: dict[str, Any] = {}

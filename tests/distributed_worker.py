@@ -22,10 +22,10 @@ from depthstyle.depthstyle_core.errors import TrainingError
 from depthstyle.depthstyle_core.images import load_image
 from depthstyle.depthstyle_core.models.transformer_net import TransformerNetConfig
 from depthstyle.depthstyle_core.models.vgg import load_vgg16
-from depthstyle.trainers.config import TrainConfig
 from depthstyle.trainers.data import ContentSource, CropSampler
 from depthstyle.trainers.distributed import Team, join_torchrun
-from depthstyle.trainers.feedforward import train_style
+from depthstyle.trainers.fast.config import TrainConfig
+from depthstyle.trainers.fast.job import train_style
 
 
 class WriteRecorder:

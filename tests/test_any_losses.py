@@ -7,7 +7,7 @@ import torch
 
 from depthstyle.depthstyle_core.any_style.losses import mean_std_loss, signal_contrastive_loss, signal_rows
 from depthstyle.depthstyle_core.any_style.model_file import load_any_style_model
-from depthstyle.trainers.any_config import AnyLossWeights, AnyTrainConfig
+from depthstyle.trainers.any_style.config import AnyLossWeights, AnyTrainConfig
 
 from .factories import smooth_images
 

@@ -22,12 +22,11 @@ from depthstyle.depthstyle_core.models.microast import PARTS, MicroAST
 from depthstyle.depthstyle_core.style_model import save_style_model
 
 from .bench_modules import bench_module
-from .comfyui_server import REPO
 from .style_helpers import lively_net
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
-PUBLISHED = REPO.parent / "shared" / "weights" / "microast"
+PUBLISHED = Path(__file__).parent / "data" / "microast_published"
 REFERENCE = Path(__file__).parent / "data" / "any_style"
 
 

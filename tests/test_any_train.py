@@ -17,13 +17,13 @@ from depthstyle.depthstyle_core.depth import depth_for_loss
 from depthstyle.depthstyle_core.errors import InputImageError, TrainingError
 from depthstyle.depthstyle_core.images import save_image
 from depthstyle.depthstyle_core.losses import depth_loss
-from depthstyle.trainers.any_config import AnyTrainConfig
-from depthstyle.trainers.any_data import PAINTINGS_STREAM
-from depthstyle.trainers.any_train import train_any_style
-from depthstyle.trainers.config import TrainConfig
+from depthstyle.trainers.any_style.config import AnyTrainConfig
+from depthstyle.trainers.any_style.data import PAINTINGS_STREAM
+from depthstyle.trainers.any_style.job import train_any_style
 from depthstyle.trainers.data import ContentSource, CropSampler
-from depthstyle.trainers.feedforward import train_style
-from depthstyle.trainers.paths import TrainPaths
+from depthstyle.trainers.fast.config import TrainConfig
+from depthstyle.trainers.fast.job import train_style
+from depthstyle.trainers.run.paths import TrainPaths
 
 from .factories import smooth_images
 

@@ -24,7 +24,7 @@ from .style_helpers import textured_images
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 PAINTING = REPO / "tests" / "data" / "any_style" / "style.png"
-PUBLISHED = REPO.parent / "shared" / "weights" / "microast"
+PUBLISHED = REPO / "tests" / "data" / "microast_published"
 
 
 @pytest.fixture

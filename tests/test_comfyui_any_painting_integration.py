@@ -107,8 +107,22 @@ def test_ui_workflows_are_served_as_templates_and_match_their_api_twins(comfy, o
     assert ui_to_api(workflow, object_info) == twin
 
 
-def test_the_workflow_gives_the_library_result_with_depth(comfy, depth_model):
-    entry = succeeded(comfy.run(api_workflow("stylize_any_painting")))
+def with_depth_turned_on(object_info) -> dict:
+    """The stylize_any_painting template as queued once the user unmutes its optional depth group."""
+    workflow = json.loads((REPO / "workflows" / "stylize_any_painting.json").read_text())
+    muted = [node for node in workflow["nodes"] if node.get("mode") == 2]
+    assert {node["type"] for node in muted} == {
+        "DepthStyle_DepthModelLoader",
+        "DepthStyle_EstimateDepth",
+        "PreviewImage",
+    }
+    for node in muted:
+        node["mode"] = 0
+    return ui_to_api(workflow, object_info)
+
+
+def test_the_workflow_gives_the_library_result_with_depth(comfy, depth_model, object_info):
+    entry = succeeded(comfy.run(with_depth_turned_on(object_info)))
     photo, painting = input_image(comfy, "example.png"), input_image(comfy, "style.png")
     with torch.inference_mode():
         depth = estimate_depth(depth_model, photo)
@@ -126,9 +140,6 @@ def test_the_workflow_gives_the_library_result_with_depth(comfy, depth_model):
 
 def test_without_a_depth_model_a_mask_of_zero_returns_the_photo_and_a_users_model_is_used(comfy):
     prompt = api_workflow("stylize_any_painting")
-    for key in ("3", "6", "7"):
-        del prompt[key]
-    del prompt["4"]["inputs"]["depth_model"]
     prompt["8"] = {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": 8, "height": 8}}
     prompt["4"]["inputs"]["mask"] = ["8", 0]
     entry = succeeded(comfy.run(prompt))
@@ -136,9 +147,6 @@ def test_without_a_depth_model_a_mask_of_zero_returns_the_photo_and_a_users_mode
     assert torch.equal(shown_image(comfy, entry, "5"), photo[0]), "mask 0 is the photo, bit for bit"
 
     prompt = api_workflow("stylize_any_painting")
-    for key in ("3", "6", "7"):
-        del prompt[key]
-    del prompt["4"]["inputs"]["depth_model"]
     prompt["4"]["inputs"].update(model="tuned.safetensors", strength=0.6)
     entry = succeeded(comfy.run(prompt))
     tuned = load_any_style_model(comfy.base_dir / "models" / "depthstyle" / "any_style" / "tuned.safetensors")

@@ -17,9 +17,9 @@ import torch
 from PIL import Image
 
 from depthstyle.depthstyle_core.depth import DEPTH_MODELS
-from depthstyle.depthstyle_core.metrics import METRIC_NAMES
 from depthstyle.depthstyle_core.models.transformer_net import TransformerNet
 from depthstyle.depthstyle_core.models.vgg import VGG16_HUB
+from depthstyle.depthstyle_core.report.metrics import METRIC_NAMES
 from depthstyle.depthstyle_core.style_model import save_style_model
 
 from .comfyui_server import (

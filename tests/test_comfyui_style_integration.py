@@ -27,9 +27,9 @@ from depthstyle.depthstyle_core.models.transformer_net import TransformerNet
 from depthstyle.depthstyle_core.models.vgg import VGG16_HUB
 from depthstyle.depthstyle_core.style_model import load_style_model, save_style_model
 from depthstyle.nodes.model_choices import HUB_STYLE_CHOICE
-from depthstyle.trainers.loss_log import LossLog
-from depthstyle.trainers.paths import TrainPaths
-from depthstyle.trainers.state import load_train_state
+from depthstyle.trainers.run.loss_log import LossLog
+from depthstyle.trainers.run.paths import TrainPaths
+from depthstyle.trainers.run.state import load_train_state
 
 from .comfyui_server import (
     REPO,

@@ -17,7 +17,7 @@ from huggingface_hub import constants
 from safetensors.torch import save
 
 from depthstyle.depthstyle_core.errors import CheckpointError, HubAccessError, ModelNotAvailableError
-from depthstyle.depthstyle_core.hub import HubFile, resolve_model_file
+from depthstyle.depthstyle_core.hub.resolve import HubFile, resolve_model_file
 
 from .fake_hub import OTHER_SHA, SHA, FakeHub, closed_endpoint, prefill_cache
 
@@ -262,7 +262,7 @@ def start_fresh_python(code: str, args: list[str], env: dict[str, str], cwd: Pat
 
 RESOLVE_IN_CHILD = f"""
     import sys
-    from depthstyle.depthstyle_core.hub import HubFile, resolve_model_file
+    from depthstyle.depthstyle_core.hub.resolve import HubFile, resolve_model_file
     try:
         print(resolve_model_file(HubFile({REPO!r}, {FILE!r}, {SHA!r}), cache_dir=sys.argv[1]))
     except Exception as err:

@@ -19,7 +19,7 @@ from huggingface_hub import constants, hf_hub_download
 from safetensors.torch import save
 
 from depthstyle.depthstyle_core.errors import ModelNotAvailableError
-from depthstyle.depthstyle_core.hub import HubFile, resolve_model_file
+from depthstyle.depthstyle_core.hub.resolve import HubFile, resolve_model_file
 
 from .fake_hub import OTHER_SHA, SHA, STORAGE_HOST, FakeHub, prefill_cache
 

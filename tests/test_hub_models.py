@@ -13,7 +13,7 @@ from huggingface_hub import constants
 from safetensors.torch import load as load_bytes
 
 from depthstyle.depthstyle_core.depth import DEPTH_MODELS, load_depth_model
-from depthstyle.depthstyle_core.hub import HubFile
+from depthstyle.depthstyle_core.hub.resolve import HubFile
 from depthstyle.depthstyle_core.models.depth_anything import DepthAnythingV2
 from depthstyle.depthstyle_core.models.transformer_net import TransformerNet, TransformerNetConfig
 from depthstyle.depthstyle_core.models.vgg import VGG16_HUB, VGG16Features, load_vgg16

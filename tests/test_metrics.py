@@ -10,24 +10,24 @@ from scipy.stats import spearmanr
 from skimage.metrics import structural_similarity
 
 from depthstyle.depthstyle_core.depth import load_depth_model
-from depthstyle.depthstyle_core.depth_agreement import (
+from depthstyle.depthstyle_core.errors import InputImageError
+from depthstyle.depthstyle_core.models.vgg import load_vgg16
+from depthstyle.depthstyle_core.report.depth_agreement import (
     VALID_FRACTION,
     align_disparity,
     depth_agreement,
     spearman_rho,
 )
-from depthstyle.depthstyle_core.edges import detect_edges, edge_agreement, hysteresis
-from depthstyle.depthstyle_core.errors import InputImageError
-from depthstyle.depthstyle_core.metrics import (
+from depthstyle.depthstyle_core.report.edges import detect_edges, edge_agreement, hysteresis
+from depthstyle.depthstyle_core.report.figure import draw_comparison_figure, draw_structure_figure
+from depthstyle.depthstyle_core.report.metrics import (
     METRIC_NAMES,
     StructureMetrics,
     evaluate_structure,
     mean_metrics,
     metrics_json,
 )
-from depthstyle.depthstyle_core.models.vgg import load_vgg16
-from depthstyle.depthstyle_core.report_figure import draw_comparison_figure, draw_structure_figure
-from depthstyle.depthstyle_core.ssim import ssim
+from depthstyle.depthstyle_core.report.ssim import ssim
 
 from .factories import write_depth_checkpoint, write_vgg_checkpoint
 

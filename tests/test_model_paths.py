@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from depthstyle.depthstyle_core.model_paths import MODEL_SUFFIX, safe_model_path
+from depthstyle.depthstyle_core.hub.model_paths import MODEL_SUFFIX, safe_model_path
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 (its label is saved in workflows, so it must never change). No ComfyUI needed here."""
 
 from depthstyle.nodes.model_choices import HUB_STYLE_CHOICE, style_model_choices
-from depthstyle.trainers.paths import TrainPaths
+from depthstyle.trainers.run.paths import TrainPaths
 
 
 def test_hub_choice_label_is_the_released_one():

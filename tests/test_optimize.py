@@ -22,10 +22,10 @@ from depthstyle.depthstyle_core.losses import depth_loss, gram_matrix
 from depthstyle.depthstyle_core.models.vgg import VGG16Features
 from depthstyle.depthstyle_core.stylize import blend_with_content, luminance
 from depthstyle.trainers import OptimizeConfig, optimize_style
-from depthstyle.trainers.loss_networks import cpu_has_native_bf16
-from depthstyle.trainers.optimize_config import GATYS_STYLE_LAYERS
-from depthstyle.trainers.optimize_objective import ScaleObjective
-from depthstyle.trainers.optimize_plan import MIN_WORK_SIDE, output_size, plan_sizes
+from depthstyle.trainers.optimize.config import GATYS_STYLE_LAYERS
+from depthstyle.trainers.optimize.objective import ScaleObjective
+from depthstyle.trainers.optimize.plan import MIN_WORK_SIDE, output_size, plan_sizes
+from depthstyle.trainers.run.loss_networks import cpu_has_native_bf16
 
 from .factories import smooth_images
 

@@ -13,9 +13,14 @@ magnitude, so coordinates whose true gradient is (nearly) zero, such as the conv
 an instance norm, move by up to ~lr on rounding noise alone (max 3e-4 after one step, 2e-3 after
 four, measured). The weights are therefore compared by the size of their difference relative to
 how far training moved them (0.008 measured, against 1.14 without gradient averaging), and the
-calibration and the losses, which are well conditioned, to 1e-5 / 1e-4. The processes and the
-references use PyTorch's native CPU convolutions (oneDNN off): oneDNN's batch-size-dependent
-summation order multiplies that rounding noise by about 30.
+calibration, computed from the same weights on both sides, to a relative 1e-5 (measured: 0 to 9e-8).
+The logged losses after the first step inherit the weights' rounding noise, and how much depends on
+the CPU's kernels (2.2e-4 at step 3 on one machine, 1e-7 on another), so their tolerance is measured
+in the same run: the reference trained again with every VGG weight nudged by one unit in the last
+place (two nudges) shows how far rounding alone moves each step's losses (7e-5 to 1.3e-4 at step 3
+here, against 9e-4 without gradient averaging). The processes and the references use PyTorch's
+native CPU convolutions (oneDNN off): oneDNN's batch-size-dependent summation order multiplies that
+rounding noise by about 30.
 """
 
 from __future__ import annotations
@@ -37,12 +42,12 @@ from depthstyle.depthstyle_core.models.transformer_net import TransformerNet
 from depthstyle.depthstyle_core.models.vgg import load_vgg16
 from depthstyle.depthstyle_core.style_model import load_style_model
 from depthstyle.depthstyle_core.stylize import stylize
-from depthstyle.trainers.config import TrainConfig
 from depthstyle.trainers.distributed import process_device
-from depthstyle.trainers.feedforward import train_style
-from depthstyle.trainers.state import load_train_state
+from depthstyle.trainers.fast.config import TrainConfig
+from depthstyle.trainers.fast.job import train_style
+from depthstyle.trainers.run.state import load_train_state
 
-from .distributed_helpers import native_convolutions, torchrun
+from .distributed_helpers import native_convolutions, nudged, rounding_floor, torchrun
 from .factories import smooth_images, write_depth_checkpoint, write_vgg_checkpoint
 from .process_helpers import agentless_processes, lose_one, wait_until
 
@@ -57,6 +62,8 @@ SETTINGS = {
     "log_every": 1,
     "preview_every": 2,
 }
+LOGGED_TERMS = ("total", "content", "style", "depth")
+CALIBRATION_REL = 1e-5
 RUN_FILES = {
     "style.safetensors",
     "style.state.safetensors",
@@ -130,8 +137,27 @@ def reference(inputs, tmp_path_factory, single_thread) -> Path:
         ).model_path
 
 
+@pytest.fixture(scope="module")
+def loss_tolerance(inputs, reference, tmp_path_factory, single_thread) -> dict[int, float]:
+    """Per logged step, how far from the reference's losses a run may end through rounding alone."""
+    single = json.loads(reference.with_name("style.log.json").read_text())["records"]
+    floors = []
+    for seed in (0, 1):
+        with native_convolutions():
+            records = train_style(
+                load_image(inputs["style"]),
+                inputs["content"],
+                tmp_path_factory.mktemp(f"nudged{seed}") / "style",
+                config=TrainConfig(**{**SETTINGS, "batch_size": 2}),
+                vgg=nudged(load_vgg16(inputs["vgg"]), seed),
+                depth_model=load_depth_model(inputs["depth"]),
+            ).records
+        floors.append(rounding_floor(records, single, LOGGED_TERMS))
+    return {step: max(CALIBRATION_REL, *(floor[step] for floor in floors)) for step in floors[0]}
+
+
 def test_two_processes_train_what_one_process_trains_with_the_global_batch(
-    two_processes, reference, inputs, tmp_path, single_thread
+    two_processes, reference, inputs, tmp_path, single_thread, loss_tolerance
 ):
     runs, _ = two_processes
     # Measured: 0.008 (the same computation split differently in one process gives the same), and
@@ -142,7 +168,7 @@ def test_two_processes_train_what_one_process_trains_with_the_global_batch(
     expected = load_train_state(reference.with_name("style.state.safetensors")).info["magnitudes"]
     assert saved.keys() == expected.keys() == {"content", "style", "depth", "tv"}
     for term, value in expected.items():  # calibrated on the whole global batch ...
-        assert saved[term] == pytest.approx(value, rel=1e-5), term
+        assert saved[term] == pytest.approx(value, rel=CALIBRATION_REL), term
     first_crop_only = train_style(  # ... not on the first process's slice
         load_image(inputs["style"]),
         inputs["content"],
@@ -157,9 +183,12 @@ def test_two_processes_train_what_one_process_trains_with_the_global_batch(
     single = json.loads(reference.with_name("style.log.json").read_text())["records"]
     assert [r["step"] for r in distributed] == [r["step"] for r in single] == [1, 2, 3]
     for ours, theirs in zip(distributed, single, strict=True):  # losses averaged over the processes
-        for term in ("total", "content", "style", "depth"):
-            assert ours[term] == pytest.approx(theirs[term], rel=1e-4), term
+        for term in LOGGED_TERMS:
+            assert ours[term] == pytest.approx(theirs[term], rel=loss_tolerance[ours["step"]]), term
     assert single[0]["depth"] > 0
+    unaveraged = json.loads((runs / "no_averaging" / "style.log.json").read_text())["records"]
+    off = rounding_floor(unaveraged, single, LOGGED_TERMS)
+    assert all(off[step] > 3 * loss_tolerance[step] for step in (2, 3)), (off, loss_tolerance)
 
 
 def test_only_rank_zero_writes_and_the_files_are_the_single_process_format(two_processes, reference):

@@ -15,11 +15,11 @@ from PIL import Image
 from depthstyle.depthstyle_core.errors import CheckpointError
 from depthstyle.depthstyle_core.models.transformer_net import TransformerNet, TransformerNetConfig
 from depthstyle.depthstyle_core.style_model import save_style_model
-from depthstyle.trainers.config import TrainConfig
-from depthstyle.trainers.loss_curve import SERIES_COLOURS, draw_loss_curve, write_loss_curve
-from depthstyle.trainers.loss_log import CSV_COLUMNS, LossLog
-from depthstyle.trainers.paths import TrainPaths
-from depthstyle.trainers.state import TrainState, load_train_state, save_train_state
+from depthstyle.trainers.fast.config import TrainConfig
+from depthstyle.trainers.run.loss_curve import SERIES_COLOURS, draw_loss_curve, write_loss_curve
+from depthstyle.trainers.run.loss_log import CSV_COLUMNS, LossLog
+from depthstyle.trainers.run.paths import TrainPaths
+from depthstyle.trainers.run.state import TrainState, load_train_state, save_train_state
 
 
 def _adam_after_steps(steps: int) -> tuple[torch.nn.Module, torch.optim.Adam]:

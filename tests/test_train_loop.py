@@ -22,12 +22,12 @@ from depthstyle.depthstyle_core.losses import LossWeights, depth_loss
 from depthstyle.depthstyle_core.models.transformer_net import TransformerNet
 from depthstyle.depthstyle_core.models.vgg import VGG16Features
 from depthstyle.depthstyle_core.style_model import load_style_model
-from depthstyle.trainers.config import TrainConfig
 from depthstyle.trainers.data import ContentSource, CropSampler
-from depthstyle.trainers.feedforward import train_style
-from depthstyle.trainers.loss_curve import SERIES_COLOURS
-from depthstyle.trainers.objective import StyleObjective
-from depthstyle.trainers.paths import TrainPaths
+from depthstyle.trainers.fast.config import TrainConfig
+from depthstyle.trainers.fast.job import train_style
+from depthstyle.trainers.fast.objective import StyleObjective
+from depthstyle.trainers.run.loss_curve import SERIES_COLOURS
+from depthstyle.trainers.run.paths import TrainPaths
 
 from .factories import smooth_images
 

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from ..depthstyle_core.errors import InputImageError
+from ..depthstyle_core.errors import InputImageError, SettingsError
 from ..depthstyle_core.images import to_rgb
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
@@ -227,7 +227,7 @@ class CropSampler:
         stream: int = 0,
     ) -> None:
         if short_side is not None and short_side < image_size:
-            raise ValueError(f"short_side ({short_side}) must be at least the crop size ({image_size})")
+            raise SettingsError(f"short_side ({short_side}) must be at least the crop size ({image_size})")
         self.source = source
         self.image_size = image_size
         self.short_side = short_side or image_size

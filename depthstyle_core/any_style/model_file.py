@@ -23,7 +23,7 @@ from ..checkpoint import (
     write_safetensors_atomic,
 )
 from ..errors import CheckpointError, ModelNotAvailableError
-from ..hub import resolve_model_file
+from ..hub.resolve import resolve_model_file
 from ..models.microast import ARCHITECTURE, PARTS, MicroAST
 
 FORMAT = "depthstyle-any-style-model"

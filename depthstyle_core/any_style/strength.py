@@ -33,6 +33,7 @@ import math
 import torch
 from torch import Tensor
 
+from ..errors import SettingsError
 from ..masks import fit_mask
 
 FAR_EDGE = 0.2  # normalised depth at and below which nothing is preserved
@@ -40,9 +41,9 @@ NEAR_EDGE = 0.8  # normalised depth at and above which depth_preserve applies in
 
 
 def check_fraction(name: str, value: float) -> None:
-    """Raise ValueError unless ``value`` is a number from 0 to 1."""
+    """Raise :class:`SettingsError` (a ValueError) unless ``value`` is a number from 0 to 1."""
     if not (isinstance(value, int | float) and 0.0 <= value <= 1.0):
-        raise ValueError(f"{name} must be a number from 0 to 1, got {value!r}")
+        raise SettingsError(f"{name} must be a number from 0 to 1, got {value!r}")
 
 
 def signal_amount(strength: float | Tensor) -> float | Tensor:

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from ..devices import same_device
-from ..errors import InputImageError
+from ..errors import InputImageError, SettingsError
 from ..images import to_rgb
 from ..models.microast import MicroAST, StyleSignals
 from ..models.padding import STRIDE
@@ -197,17 +197,17 @@ def _validate(
     check_fraction("strength", strength)
     check_fraction("depth_preserve", depth_preserve)
     if style_size < 0:
-        raise ValueError(
+        raise SettingsError(
             f"style_size must be 0 (keep the painting's size) or a number of pixels, got {style_size}"
         )
     if frames not in FRAMES:
-        raise ValueError(f"frames must be one of {FRAMES}, got {frames!r}")
+        raise SettingsError(f"frames must be one of {FRAMES}, got {frames!r}")
     if tile and tile < SMALLEST_TILE:
-        raise ValueError(f"tile must be 0 (whole images) or at least {SMALLEST_TILE} pixels, got {tile}")
+        raise SettingsError(f"tile must be 0 (whole images) or at least {SMALLEST_TILE} pixels, got {tile}")
     if chunk_size < 1:
-        raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
+        raise SettingsError(f"chunk_size must be at least 1, got {chunk_size}")
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
+        raise SettingsError(f"precision must be one of {tuple(PRECISIONS)}, got {precision!r}")
 
 
 def _checked_photos(photo: Tensor) -> Tensor:
@@ -300,11 +300,11 @@ def _shares(weights: Sequence[float] | None, count: int) -> list[float]:
         return [1.0 / count] * count
     weights = [float(w) for w in weights]
     if len(weights) != count:
-        raise ValueError(
+        raise SettingsError(
             f"got {len(weights)} style weights for {count} paintings: give one weight per painting"
         )
     if any(not w >= 0 or w == float("inf") for w in weights) or sum(weights) <= 0:
-        raise ValueError(f"style weights must be finite, 0 or more, and not all 0; got {weights}")
+        raise SettingsError(f"style weights must be finite, 0 or more, and not all 0; got {weights}")
     total = sum(weights)
     return [w / total for w in weights]
 

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from ..checkpoint import list_safetensors_keys, load_state_dict_strict, read_safetensors_keys
-from ..hub import HubFile, resolve_model_file
+from ..hub.resolve import HubFile, resolve_model_file
 
 VGG16_HUB = HubFile(
     "timm/vgg16.tv_in1k",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from ...depthstyle_core.errors import SettingsError
 from ..data import IMAGE_SUFFIXES
 
 FORMATS = {"jpg": "JPEG", "png": "PNG", "webp": "WEBP"}
@@ -69,7 +70,7 @@ class DatasetConfig:
         if not self.extensions:
             problems.append("extensions must name at least one file type, e.g. jpg")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise SettingsError("; ".join(problems))
         object.__setattr__(self, "extensions", normalized_extensions(self.extensions))
 
     @property
@@ -94,7 +95,7 @@ def normalized_extensions(extensions: tuple[str, ...] | list[str]) -> tuple[str,
         text = extension.strip().lower()
         text = text if text.startswith(".") else "." + text
         if len(text) < 2:
-            raise ValueError(f"extension {extension!r} is empty: give e.g. jpg or .png")
+            raise SettingsError(f"extension {extension!r} is empty: give e.g. jpg or .png")
         if text not in found:
             found.append(text)
     return tuple(found)

@@ -1,0 +1,1 @@
+"""The structure report: edge F1, SSIM, depth agreement and the figure that shows them."""

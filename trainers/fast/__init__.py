@@ -1,0 +1,1 @@
+"""The paper's feed-forward style trainer: one TransformerNet per style, with the depth loss."""

@@ -1,0 +1,1 @@
+"""Per-image optimisation: the picture itself is optimised towards any painting, coarse to fine."""
