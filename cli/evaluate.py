@@ -111,6 +111,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
                 edge_tolerance=args.edge_tolerance,
             )
             figure = out_dir / f"{names[stylized_path]}_report.png"
+            out_dir.mkdir(parents=True, exist_ok=True)
             draw_structure_figure(report).save(figure)
             rows.append(
                 {"content": str(content_path), "stylized": str(stylized_path), **report.metrics.as_dict()}
