@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..depthstyle_core.any_style import DEFAULT_DEPTH_PRESERVE, DEFAULT_STYLE_SIZE
@@ -21,6 +22,7 @@ from .common import (
     output_stems,
     same_size_frames,
 )
+from .depth_maps import depth_of, paired_depth_maps
 from .masks import depth_model_for, mask_for, pixels
 
 if TYPE_CHECKING:
@@ -33,6 +35,7 @@ ANY_STYLE_ONLY = {
     "style_size": "--style-size",
     "depth_preserve": "--depth-preserve",
     "any_model": "--any-model",
+    "depth_map": "--depth-map",
 }
 
 
@@ -61,6 +64,12 @@ def add_any_style_arguments(parser: argparse.ArgumentParser) -> None:
         f"far things always take the full style (default {DEFAULT_DEPTH_PRESERVE})",
     )
     group.add_argument(
+        "--depth-map",
+        metavar="FILE|FOLDER",
+        help="depth maps made elsewhere (near = white) instead of a depth model, for --depth-preserve and "
+        "--depth-mask: a file for every photo, or a folder with x.png or x_depth.png for each photo x",
+    )
+    group.add_argument(
         "--any-model",
         metavar="FILE",
         help="an any-painting model file of the same architecture (e.g. a fine-tuned one) instead of the "
@@ -78,6 +87,7 @@ def stylize_any_command(args: argparse.Namespace) -> int:
     import torch
 
     from ..depthstyle_core.any_style.model_file import load_any_style_model
+    from ..depthstyle_core.depth import estimate_depth
     from ..depthstyle_core.images import load_image, save_image
 
     if args.scale != 1.0:
@@ -95,17 +105,26 @@ def stylize_any_command(args: argparse.Namespace) -> int:
     out_dir = output_folder(args.output)
     reader = InputReader("stylize", images, load_image)
     paintings = [load_image(path) for path in args.style]
+    maps = None if args.depth_map is None else paired_depth_maps(args.depth_map, images)
     model = load_any_style_model(args.any_model, args.device, model_dirs=[args.models_dir / "any_style"])
-    estimator = _depth_estimator(args)
+    estimator = None if maps is not None else _depth_estimator(args)
+
+    def depth(paths: list[Path], frames: torch.Tensor, normalization: str) -> torch.Tensor | None:
+        if maps is not None:
+            return depth_of(maps, paths, frames, normalization)
+        return None if estimator is None else estimate_depth(estimator, frames, normalization=normalization)
+
     with torch.inference_mode():
         if args.frames == "shared":
             paths, frames = same_size_frames(list(reader))
-            styled = _stylize(args, model, frames, paintings, estimator, "per_batch")
+            styled = _stylize(args, model, frames, paintings, depth(paths, frames, "per_batch"), "per_batch")
             for path, image in zip(paths, styled, strict=True):
                 reader.done(path, save_image(image, out_dir / f"{names[path]}_styled.png"))
         else:
             for path, image in reader:
-                styled = _stylize(args, model, image, paintings, estimator, "per_image")
+                styled = _stylize(
+                    args, model, image, paintings, depth([path], image, "per_image"), "per_image"
+                )
                 reader.done(path, save_image(styled, out_dir / f"{names[path]}_styled.png"))
     return reader.exit_status()
 
@@ -115,13 +134,11 @@ def _stylize(
     model: torch.nn.Module,
     images: torch.Tensor,
     paintings: list[torch.Tensor],
-    estimator: DepthEstimator | None,
+    depth: torch.Tensor | None,
     normalization: str,
 ) -> torch.Tensor:
     from ..depthstyle_core.any_style.stylize import stylize_any
-    from ..depthstyle_core.depth import estimate_depth
 
-    depth = None if estimator is None else estimate_depth(estimator, images, normalization=normalization)
     return stylize_any(
         model,
         images,

@@ -52,8 +52,16 @@ def bchw_to_comfy(images: torch.Tensor, device: torch.device | str = "cpu") -> t
     return rgb.movedim(1, -1).contiguous().to(device=device, dtype=torch.float32)
 
 
+WIDE_GREY_MODES = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I": 65535.0, "F": 1.0}
+"""Greyscale modes wider than 8 bits (16-bit PNG depth maps and scans), with the value that means white:
+converting them to RGB would clip every value above 255."""
+
+
 def pil_to_tensor(image: Image.Image) -> torch.Tensor:
-    """A PIL image of any mode -> ``[1,3,H,W]`` float32 in 0..1."""
+    """A PIL image of any mode -> ``[1,3,H,W]`` float32 in 0..1 (16-bit greyscale keeps its precision)."""
+    if image.mode in WIDE_GREY_MODES:
+        array = np.clip(np.asarray(image, dtype=np.float32) / WIDE_GREY_MODES[image.mode], 0.0, 1.0)
+        return to_rgb(torch.from_numpy(array.copy())[None, None])
     if image.mode not in ("L", "LA", "RGB", "RGBA"):
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
     array = np.asarray(image, dtype=np.float32) / 255.0

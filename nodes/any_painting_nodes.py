@@ -5,6 +5,7 @@ Node ids, input names and combo values are permanent once released: saved workfl
 
 from __future__ import annotations
 
+import logging
 from contextlib import ExitStack
 
 import torch
@@ -14,6 +15,7 @@ from ..depthstyle_core.any_style import DEFAULT_DEPTH_PRESERVE
 from ..depthstyle_core.any_style.model_file import load_any_style_model
 from ..depthstyle_core.any_style.stylize import DEFAULT_STYLE_SIZE, stylize_any
 from ..depthstyle_core.depth import DepthEstimator, estimate_depth
+from ..depthstyle_core.depth_maps import depth_from_map
 from ..depthstyle_core.images import comfy_to_bchw
 from ..depthstyle_core.models.microast import MicroAST
 from ..depthstyle_core.tiling import SMALLEST_TILE, working_pixels
@@ -30,6 +32,7 @@ from .inputs import frames_input, mask_input, precision_input, preserve_color_in
 from .model_choices import BUILTIN_ANY_STYLE_MODEL, any_style_model_choices
 from .types import DepthModelType
 
+log = logging.getLogger("depthstyle")
 BYTES_PER_PIXEL = 400  # MicroAST activations per input pixel in fp32 (16 channels at full size), headroom
 CHUNK = 4  # images stylize_any runs at once (its default chunk_size)
 
@@ -47,7 +50,8 @@ class StylizeAnyPainting(io.ComfyNode):
             description=(
                 "Paints each image in the style of any painting in one pass of a small network that ships "
                 "with DepthStyle (MicroAST, Wang et al., AAAI 2023; MIT licence): no training, no download. "
-                "Connect a depth model and near things keep more of the photo (depth_preserve). Any size; "
+                "Connect a depth model, or a depth map from any node, and near things keep more of the photo "
+                "(depth_preserve). Any size; "
                 "huge images can be tiled with the same result."
             ),
             inputs=[
@@ -61,7 +65,14 @@ class StylizeAnyPainting(io.ComfyNode):
                     "depth_model",
                     optional=True,
                     tooltip="Connect a depth model to make the style depth-aware: near things keep more of "
-                    "the photo (see depth_preserve). Without it depth_preserve is ignored.",
+                    "the photo (see depth_preserve). Without it, or a depth_map, depth_preserve is ignored.",
+                ),
+                io.Image.Input(
+                    "depth_map",
+                    optional=True,
+                    tooltip="A depth map made by any node (near = white, any size; one for all images or "
+                    "one per image), instead of a depth model: it drives depth_preserve the same way. With "
+                    "both connected, the depth map is used.",
                 ),
                 mask_input(),
                 io.Float.Input(
@@ -122,18 +133,26 @@ class StylizeAnyPainting(io.ComfyNode):
         image: torch.Tensor,
         style_image: torch.Tensor,
         depth_model: DepthEstimator | None = None,
+        depth_map: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         model: str = BUILTIN_ANY_STYLE_MODEL,
         **settings: object,
     ) -> io.NodeOutput:
         content = comfy_to_bchw(image)
         network = _any_style_model(model)
+        normalization = "per_batch" if settings["frames"] == "shared" else "per_image"
         with ExitStack() as stack:
             device = stack.enter_context(on_compute_device(network, _memory(content, settings)))
             depth = None
-            if depth_model is not None and settings["depth_preserve"] > 0:
+            if depth_map is not None and settings["depth_preserve"] > 0:
+                if depth_model is not None:
+                    log.warning(
+                        "DepthStyle Stylize Any Painting: using the depth_map input, not the depth model"
+                    )
+                batch, _, height, width = content.shape
+                depth = depth_from_map(comfy_to_bchw(depth_map), batch, height, width, normalization)
+            elif depth_model is not None and settings["depth_preserve"] > 0:
                 stack.enter_context(on_compute_device(depth_model.model))
-                normalization = "per_batch" if settings["frames"] == "shared" else "per_image"
                 depth = estimate_depth(
                     depth_model, content, normalization=normalization, should_stop=should_stop
                 )

@@ -84,7 +84,7 @@ def test_the_node_is_registered_with_its_inputs_and_the_model_combo(object_info,
             "frames",
             "tile",
         ],
-        "optional": ["depth_model", "mask", "model", "precision"],
+        "optional": ["depth_model", "depth_map", "mask", "model", "precision"],
     }
     required, optional = node["input"]["required"], node["input"]["optional"]
     assert required["strength"][1]["default"] == 1.0 and required["depth_preserve"][1]["default"] == 0.5
@@ -136,6 +136,29 @@ def test_the_workflow_gives_the_library_result_with_depth(comfy, depth_model, ob
     assert change.max() > 0.03 and change.mean() > 0.001, "depth_preserve held the near parts back"
     assert (result - photo[0]).abs().mean() > 0.05, "the photo was painted"
     assert shown_image(comfy, entry, "7").shape == (3, height, width), "the depth preview is shown"
+
+
+def test_a_depth_map_from_any_node_drives_depth_preserve_and_wins_over_a_depth_model(
+    comfy, depth_model, object_info
+):
+    photo, painting = input_image(comfy, "example.png"), input_image(comfy, "style.png")
+    with torch.inference_mode():
+        depth = estimate_depth(depth_model, photo)
+        expected = stylize_any(load_any_style_model(), photo, painting, depth=depth, depth_preserve=0.5)[0]
+        inverted = stylize_any(load_any_style_model(), photo, painting, depth=1 - depth, depth_preserve=0.5)[
+            0
+        ]
+    prompt = with_depth_turned_on(object_info)
+    del prompt["4"]["inputs"]["depth_model"]
+    prompt["4"]["inputs"]["depth_map"] = ["6", 0]  # the depth node's map, as any depth pack's would come
+    result = shown_image(comfy, succeeded(comfy.run(prompt)), "5")
+    assert (result - expected).abs().max() <= 1 / 255 + 1e-6, "the map gives what the depth model gives"
+
+    prompt["9"] = {"class_type": "ImageInvert", "inputs": {"image": ["6", 0]}}  # near and far swapped
+    prompt["4"]["inputs"].update(depth_map=["9", 0], depth_model=["3", 0])
+    result = shown_image(comfy, succeeded(comfy.run(prompt)), "5")
+    assert (result - inverted).abs().max() <= 1 / 255 + 1e-6, "with both connected, the map is used"
+    assert (result - expected).abs().mean() > 0.01
 
 
 def test_without_a_depth_model_a_mask_of_zero_returns_the_photo_and_a_users_model_is_used(comfy):
