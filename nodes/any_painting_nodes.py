@@ -25,6 +25,7 @@ from .comfy_services import (
     model_files,
     on_compute_device,
     progress_callback,
+    repeat_to_batch,
     should_stop,
     to_comfy_image,
 )
@@ -70,9 +71,9 @@ class StylizeAnyPainting(io.ComfyNode):
                 io.Image.Input(
                     "depth_map",
                     optional=True,
-                    tooltip="A depth map made by any node (near = white, any size; one for all images or "
-                    "one per image), instead of a depth model: it drives depth_preserve the same way. With "
-                    "both connected, the depth map is used.",
+                    tooltip="A depth map made by any node (near = white, any size; one for all images, one "
+                    "per image or a few taken in turn), instead of a depth model: it drives depth_preserve "
+                    "the same way. With both connected, the depth map is used.",
                 ),
                 mask_input(),
                 io.Float.Input(
@@ -139,6 +140,8 @@ class StylizeAnyPainting(io.ComfyNode):
         **settings: object,
     ) -> io.NodeOutput:
         content = comfy_to_bchw(image)
+        batch, _, height, width = content.shape
+        mask, depth_map = repeat_to_batch(mask, batch), repeat_to_batch(depth_map, batch)
         network = _any_style_model(model)
         normalization = "per_batch" if settings["frames"] == "shared" else "per_image"
         with ExitStack() as stack:
@@ -149,7 +152,6 @@ class StylizeAnyPainting(io.ComfyNode):
                     log.warning(
                         "DepthStyle Stylize Any Painting: using the depth_map input, not the depth model"
                     )
-                batch, _, height, width = content.shape
                 depth = depth_from_map(comfy_to_bchw(depth_map), batch, height, width, normalization)
             elif depth_model is not None and settings["depth_preserve"] > 0:
                 stack.enter_context(on_compute_device(depth_model.model))

@@ -94,6 +94,12 @@ def load_builtin_vgg() -> VGG16Features:
     return load_vgg16(model_dirs=model_dirs(VGG_FOLDER), download_dir=save_folder(VGG_FOLDER))
 
 
+def repeat_to_batch(tensor: torch.Tensor | None, batch: int) -> torch.Tensor | None:
+    """A mask or depth-map batch made as long as the image batch as ComfyUI's own nodes do it: repeated
+    in turn (2 masks for 5 images: 1, 2, 1, 2, 1), or cut when longer. None stays None."""
+    return None if tensor is None else comfy.utils.repeat_to_batch_size(tensor, batch)
+
+
 def input_directory() -> str:
     """ComfyUI's input folder (where LoadImage finds its files)."""
     return folder_paths.get_input_directory()

@@ -54,6 +54,7 @@ def mask_input() -> io.Mask.Input:
         "mask",
         optional=True,
         tooltip="Where to stylise: 1 (white) = full style, 0 = the input unchanged, in between = partly "
-        "(strength x mask). One mask for every image or one per image; resized if its size differs. "
+        "(strength x mask). One mask for every image, one per image, or a few taken in turn as ComfyUI "
+        "repeats a batch; resized if its size differs. "
         "DepthStyle Depth To Mask makes one from depth.",
     )

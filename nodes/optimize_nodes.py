@@ -17,6 +17,7 @@ from ..trainers.optimize.config import INITS
 from .comfy_services import (
     load_builtin_vgg,
     progress_callback,
+    repeat_to_batch,
     should_stop,
     to_comfy_image,
     training_device,
@@ -138,15 +139,16 @@ class OptimizeStyle(io.ComfyNode):
             **{**settings, "depth_weight": settings["depth_weight"] if depth_model is not None else 0.0}
         )
         vgg = load_builtin_vgg()
+        content = comfy_to_bchw(image)
         with training_device() as device:
             result = optimize_style(
-                comfy_to_bchw(image),
+                content,
                 comfy_to_bchw(style_image),
                 vgg=vgg,
                 depth_model=depth_model,
                 config=config,
                 device=device,
-                mask=mask,
+                mask=repeat_to_batch(mask, content.shape[0]),
                 on_progress=progress_callback(),
                 should_stop=should_stop,
             )

@@ -24,6 +24,7 @@ from .comfy_services import (
     offload_device,
     on_compute_device,
     progress_callback,
+    repeat_to_batch,
     should_stop,
     to_comfy_image,
 )
@@ -202,7 +203,7 @@ class Stylize(io.ComfyNode):
                 content,
                 strength=strength,
                 preserve_color=preserve_color,
-                mask=mask,
+                mask=repeat_to_batch(mask, content.shape[0]),
                 scale=scale,
                 frames=frames,
                 tile_size=tile_size,

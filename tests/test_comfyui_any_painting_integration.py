@@ -8,6 +8,7 @@ network is the real built-in one. Each result is compared with the library run h
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -19,6 +20,7 @@ from PIL import Image
 from depthstyle.depthstyle_core.any_style.model_file import load_any_style_model, save_any_style_model
 from depthstyle.depthstyle_core.any_style.stylize import stylize_any
 from depthstyle.depthstyle_core.depth import DEPTH_MODELS, estimate_depth, load_depth_model
+from depthstyle.depthstyle_core.images import load_image
 
 from .comfyui_media import CLIP, decode, shown_image, succeeded, write_clip
 from .comfyui_server import REPO, ComfyUIServer, offline_server, pack_base, skip_unless_comfyui, ui_to_api
@@ -159,6 +161,51 @@ def test_a_depth_map_from_any_node_drives_depth_preserve_and_wins_over_a_depth_m
     result = shown_image(comfy, succeeded(comfy.run(prompt)), "5")
     assert (result - inverted).abs().max() <= 1 / 255 + 1e-6, "with both connected, the map is used"
     assert (result - expected).abs().mean() > 0.01
+
+
+def shown_images(comfy: ComfyUIServer, entry: dict, node_id: str) -> list[torch.Tensor]:
+    return [
+        torch.from_numpy(np.asarray(Image.open(io.BytesIO(comfy.view(image))).convert("RGB")).copy())
+        .permute(2, 0, 1)
+        .float()
+        / 255.0
+        for image in entry["outputs"][node_id]["images"]
+    ]
+
+
+def test_masks_and_depth_maps_shorter_than_the_batch_are_taken_in_turn(comfy, object_info):
+    """Two maps for three images: 1, 2, 1, as ComfyUI's own nodes repeat a batch."""
+    width, height = PHOTO_SIZE
+    ramp = torch.linspace(1, 0, width).view(1, 1, 1, width).expand(1, 3, height, width)
+    for name, picture in (("near_left.png", ramp), ("near_right.png", ramp.flip(-1))):
+        Image.fromarray((picture[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(
+            comfy.base_dir / "input" / name
+        )
+    prompt = api_workflow("stylize_any_painting")
+    prompt.update(
+        {
+            "10": {"class_type": "RepeatImageBatch", "inputs": {"image": ["1", 0], "amount": 3}},
+            "11": {"class_type": "LoadImage", "inputs": {"image": "near_left.png"}},
+            "12": {"class_type": "LoadImage", "inputs": {"image": "near_right.png"}},
+            "13": {"class_type": "ImageBatch", "inputs": {"image1": ["11", 0], "image2": ["12", 0]}},
+            "14": {"class_type": "ImageToMask", "inputs": {"image": ["13", 0], "channel": "red"}},
+        }
+    )
+    prompt["4"]["inputs"].update(image=["10", 0], depth_map=["13", 0], depth_preserve=1.0)
+    photo, painting = input_image(comfy, "example.png"), input_image(comfy, "style.png")
+    left = load_image(comfy.base_dir / "input" / "near_left.png")
+    for wired, settings in (
+        ("depth_map", {"depth": left[:, :1], "depth_preserve": 1.0}),
+        ("mask", {"mask": left[:, 0]}),
+    ):
+        if wired == "mask":
+            del prompt["4"]["inputs"]["depth_map"]
+            prompt["4"]["inputs"].update(mask=["14", 0], depth_preserve=0.0)
+        first, second, third = shown_images(comfy, succeeded(comfy.run(prompt)), "5")
+        assert torch.equal(first, third) and (first - second).abs().mean() > 0.02, wired
+        with torch.inference_mode():
+            expected = stylize_any(load_any_style_model(), photo, painting, **settings)[0]
+        assert (first - expected).abs().max() <= 1 / 255 + 1e-6, wired
 
 
 def test_without_a_depth_model_a_mask_of_zero_returns_the_photo_and_a_users_model_is_used(comfy):
