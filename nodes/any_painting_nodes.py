@@ -5,14 +5,16 @@ Node ids, input names and combo values are permanent once released: saved workfl
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 from contextlib import ExitStack
 
 import torch
 from comfy_api.v0_0_2 import io
 
 from ..depthstyle_core.any_style import DEFAULT_DEPTH_PRESERVE
-from ..depthstyle_core.any_style.model_file import load_any_style_model
+from ..depthstyle_core.any_style.model_file import BUILTIN_WEIGHTS, load_any_style_model
 from ..depthstyle_core.any_style.stylize import DEFAULT_STYLE_SIZE, stylize_any
 from ..depthstyle_core.depth import DepthEstimator, estimate_depth
 from ..depthstyle_core.depth_maps import depth_from_map
@@ -174,9 +176,17 @@ class StylizeAnyPainting(io.ComfyNode):
 
 def _any_style_model(choice: str) -> MicroAST:
     """The network chosen in the model combo: the built-in weights, or a file of the any_style folders."""
-    if choice == BUILTIN_ANY_STYLE_MODEL:
-        return load_any_style_model()
-    return load_any_style_model(model_file_path(ANY_STYLE_FOLDER, choice))
+    path = BUILTIN_WEIGHTS if choice == BUILTIN_ANY_STYLE_MODEL else model_file_path(ANY_STYLE_FOLDER, choice)
+    stat = os.stat(path)
+    return _network_from(str(path), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=2)
+def _network_from(path: str, mtime_ns: int, size: int) -> MicroAST:
+    """The network in ``path``, read once per version of the file (a rewritten file is read again), so
+    that the same network stays in ComfyUI's memory management between prompts. Channels-last, the
+    layout stylize_any runs, which a move to the GPU keeps."""
+    return load_any_style_model(path).to(memory_format=torch.channels_last)
 
 
 def _memory(content: torch.Tensor, settings: dict[str, object]) -> int:

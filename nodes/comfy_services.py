@@ -7,6 +7,7 @@ model management and ``folder_paths``.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,6 +17,7 @@ import comfy.utils
 import folder_paths
 import torch
 from comfy.cli_args import args
+from comfy.model_patcher import ModelPatcher
 
 from ..depthstyle_core.errors import ModelNotAvailableError
 from ..depthstyle_core.images import tensor_to_pil, to_rgb
@@ -46,6 +48,9 @@ def register_model_folders() -> None:
         folder_paths.add_model_folder_path(key, default_folder)
         paths, _ = folder_paths.folder_names_and_paths[key]
         folder_paths.folder_names_and_paths[key] = (paths, set(MODEL_EXTENSIONS))
+
+
+_PATCHER_SLOT = "_depthstyle_patcher"
 
 
 def model_dirs(key: str) -> list[str]:
@@ -90,8 +95,15 @@ def save_folder(key: str) -> str:
 
 def load_builtin_vgg() -> VGG16Features:
     """The VGG-16 loss network, as every DepthStyle node loads it: from the ``depthstyle_vgg`` folders,
-    else the Hugging Face cache, else downloaded once (pinned commit) into ``save_folder(VGG_FOLDER)``."""
-    return load_vgg16(model_dirs=model_dirs(VGG_FOLDER), download_dir=save_folder(VGG_FOLDER))
+    else the Hugging Face cache, else downloaded once (pinned commit) into ``save_folder(VGG_FOLDER)``.
+    Read from disk once per folder set: the same network (and its place in ComfyUI's memory
+    management) serves every prompt."""
+    return _vgg_from(tuple(model_dirs(VGG_FOLDER)), save_folder(VGG_FOLDER))
+
+
+@functools.lru_cache(maxsize=1)
+def _vgg_from(folders: tuple[str, ...], download_dir: str) -> VGG16Features:
+    return load_vgg16(model_dirs=list(folders), download_dir=download_dir)
 
 
 def repeat_to_batch(tensor: torch.Tensor | None, batch: int) -> torch.Tensor | None:
@@ -126,21 +138,61 @@ def offload_device() -> torch.device:
     return model_management.unet_offload_device()
 
 
+class _PatcherSlot:
+    """Holds the ModelPatcher of a module; a copy of the module (``copy.deepcopy``) starts without one,
+    so that ComfyUI never manages a copy through the original's patcher."""
+
+    __slots__ = ("patcher",)
+
+    def __init__(self, patcher: ModelPatcher | None) -> None:
+        self.patcher = patcher
+
+    def __deepcopy__(self, memo: dict) -> _PatcherSlot:
+        return _PatcherSlot(None)
+
+
+def managed(module: torch.nn.Module) -> ModelPatcher:
+    """The ModelPatcher through which ComfyUI manages ``module``, made once per module: ComfyUI loads it,
+    keeps it between prompts while memory allows, and unloads it when it needs the room ("Unload models",
+    another model's load, out-of-memory handling)."""
+    slot = module.__dict__.get(_PATCHER_SLOT)
+    if slot is None or slot.patcher is None:
+        patcher = ModelPatcher(
+            module,
+            load_device=model_management.get_torch_device(),
+            offload_device=offload_device(),
+            size=model_management.module_size(module),
+        )
+        slot = module.__dict__[_PATCHER_SLOT] = _PatcherSlot(patcher)
+    return slot.patcher
+
+
 @contextmanager
 def on_compute_device(module: torch.nn.Module, memory_required: int = 0) -> Iterator[torch.device]:
-    """Move ``module`` to ComfyUI's compute device for the block, then back to the offload device.
+    """``module`` loaded on ComfyUI's compute device for the block, through ComfyUI's model management
+    (:func:`managed`): room is made for its weights plus ``memory_required`` bytes (the work's own
+    estimate) by unloading what ComfyUI can spare, and the module stays loaded after the block."""
+    patcher = managed(module)
+    model_management.load_models_gpu([patcher], memory_required=int(memory_required), force_full_load=True)
+    yield patcher.load_device
 
-    Memory for the module plus ``memory_required`` bytes (the work's own estimate) is freed first, so
-    that ComfyUI can evict its own models to make room.
-    """
+
+@contextmanager
+def device_with_room(memory_required: int) -> Iterator[torch.device]:
+    """ComfyUI's compute device with room made for ``memory_required`` bytes: ComfyUI unloads only as
+    many of its models as that needs (least recently used first), so a job of seconds does not make
+    the next prompt reload everything. The cache is emptied afterwards, also after Cancel or an error."""
     device = model_management.get_torch_device()
-    model_management.free_memory(model_management.module_size(module) + int(memory_required), device)
-    module.to(device)
+    model_management.free_memory(int(memory_required), device)
     try:
         yield device
     finally:
-        module.to(offload_device())
         model_management.soft_empty_cache()
+
+
+def module_bytes(*modules: torch.nn.Module | None) -> int:
+    """The size of the weights of ``modules`` (None counts 0)."""
+    return sum(model_management.module_size(m) for m in modules if m is not None)
 
 
 @contextmanager

@@ -14,18 +14,21 @@ from ..depthstyle_core.images import comfy_to_bchw
 from ..depthstyle_core.models.vgg import VGG16_HUB
 from ..trainers import OptimizeConfig, optimize_style
 from ..trainers.optimize.config import INITS
+from ..trainers.optimize.plan import plan_sizes
 from .comfy_services import (
+    device_with_room,
     load_builtin_vgg,
+    module_bytes,
     progress_callback,
     repeat_to_batch,
     should_stop,
     to_comfy_image,
-    training_device,
 )
 from .inputs import loss_weight_input, mask_input, preserve_color_input
 from .types import DepthModelType
 
 DEFAULTS = OptimizeConfig()
+BYTES_PER_PIXEL = 6144  # fp32 VGG-16 activations of content and result, with gradients and headroom
 
 
 class OptimizeStyle(io.ComfyNode):
@@ -140,7 +143,8 @@ class OptimizeStyle(io.ComfyNode):
         )
         vgg = load_builtin_vgg()
         content = comfy_to_bchw(image)
-        with training_device() as device:
+        depth_network = None if depth_model is None else depth_model.model
+        with device_with_room(_memory(content, config, vgg, depth_network)) as device:
             result = optimize_style(
                 content,
                 comfy_to_bchw(style_image),
@@ -153,6 +157,15 @@ class OptimizeStyle(io.ComfyNode):
                 should_stop=should_stop,
             )
         return io.NodeOutput(to_comfy_image(result))
+
+
+def _memory(content: torch.Tensor, config: OptimizeConfig, *networks: torch.nn.Module | None) -> int:
+    """Bytes the run needs on the device: the networks' weights, and the activations of the largest
+    scale of its size plan (forward and backward through VGG-16 and the depth network)."""
+    batch, _, height, width = content.shape
+    plan = plan_sizes(height, width, config.size, config.min_size, config.scale_step)
+    work_height, work_width = plan.working
+    return module_bytes(*networks) + batch * work_height * work_width * BYTES_PER_PIXEL
 
 
 OPTIMIZE_NODES: list[type[io.ComfyNode]] = [OptimizeStyle]
