@@ -190,6 +190,14 @@ def device_with_room(memory_required: int) -> Iterator[torch.device]:
         model_management.soft_empty_cache()
 
 
+def loop_precision() -> str:
+    """The precision of training and optimisation, as ComfyUI chooses it for its compute device: bf16
+    where ComfyUI would run a model in bf16 on a CUDA device (the loops autocast only there), else
+    fp32. ``--force-fp32`` always gives fp32."""
+    device = model_management.get_torch_device()
+    return "bf16" if device.type == "cuda" and model_management.should_use_bf16(device) else "fp32"
+
+
 def module_bytes(*modules: torch.nn.Module | None) -> int:
     """The size of the weights of ``modules`` (None counts 0)."""
     return sum(model_management.module_size(m) for m in modules if m is not None)

@@ -18,6 +18,7 @@ from ..trainers.optimize.plan import plan_sizes
 from .comfy_services import (
     device_with_room,
     load_builtin_vgg,
+    loop_precision,
     module_bytes,
     progress_callback,
     repeat_to_batch,
@@ -138,9 +139,8 @@ class OptimizeStyle(io.ComfyNode):
         mask: torch.Tensor | None = None,
         **settings: object,
     ) -> io.NodeOutput:
-        config = OptimizeConfig(
-            **{**settings, "depth_weight": settings["depth_weight"] if depth_model is not None else 0.0}
-        )
+        depth_weight = settings["depth_weight"] if depth_model is not None else 0.0
+        config = OptimizeConfig(**{**settings, "depth_weight": depth_weight, "precision": loop_precision()})
         vgg = load_builtin_vgg()
         content = comfy_to_bchw(image)
         depth_network = None if depth_model is None else depth_model.model

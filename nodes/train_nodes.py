@@ -25,6 +25,7 @@ from .comfy_services import (
     STYLE_FOLDER,
     input_directory,
     load_builtin_vgg,
+    loop_precision,
     offload_device,
     progress_callback,
     save_folder,
@@ -228,6 +229,7 @@ class TrainStyle(io.ComfyNode):
             style_weight=style_weight,
             depth_weight=depth_weight if depth_model is not None else 0.0,
             tv_weight=tv_weight,
+            precision=loop_precision(),
         )
         vgg = load_builtin_vgg()
         with training_device() as device:

@@ -218,6 +218,7 @@ def test_train_workflow_saves_a_loadable_depth_aware_model(comfy, trained):
     config = json.loads(meta["train.config"])
     assert (config["image_size"], config["style_size"], config["batch_size"]) == (CROP, CROP, 1)
     assert config["depth_weight"] == 5.0
+    assert config["precision"] == "fp32", "ComfyUI's choice for its device (the CPU here), not 'auto'"
     assert "3 images in" in meta["train.content"], "the content folder (and its sub-folder) is used"
     paths = TrainPaths.for_model(path)
     assert load_train_state(paths.state).step == 3

@@ -14,6 +14,7 @@ the device is not waited for every step. On the CPU everything is fp32 and deter
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from collections.abc import Callable, Sequence
 
@@ -34,6 +35,10 @@ from .plan import SizePlan, plan_sizes
 
 ProgressCallback = Callable[[int, int, "Tensor | None"], None]
 StopCallback = Callable[[], bool]
+_FP32_ADVICE = (
+    " It ran in bf16: run it in fp32 (on the command line --precision fp32; ComfyUI chooses the "
+    "precision itself, start it with --force-fp32)."
+)
 
 
 def optimize_style(
@@ -168,6 +173,7 @@ class _Optimization:
     ) -> None:
         precision = device_precision(device, config.precision)
         self.autocast, self.memory_format = precision.autocast, precision.memory_format
+        self.in_bf16 = precision.autocast is not contextlib.nullcontext
         self.sync_every_step = device.type != "cuda"
         self.config, self.plan, self.device = config, plan, device
         self.photo_device = photo.device
@@ -243,7 +249,7 @@ class _Optimization:
         raise OptimizationError(
             f"the optimisation diverged: its loss became NaN or infinite at scale {index + 1} of "
             f"{len(self.plan.scales)} ({size[1]}x{size[0]} px), by step {self.done} of {self.total}. "
-            "Check that the model files are intact; use precision fp32 or a lower learning rate."
+            f"Check that the model files are intact.{_FP32_ADVICE if self.in_bf16 else ''}"
         )
 
     def _report(self, current: Tensor | None) -> None:
