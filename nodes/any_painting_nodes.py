@@ -38,6 +38,7 @@ from .types import DepthModelType
 log = logging.getLogger("depthstyle")
 BYTES_PER_PIXEL = 400  # MicroAST activations per input pixel in fp32 (16 channels at full size), headroom
 CHUNK = 4  # images stylize_any runs at once (its default chunk_size)
+MAX_TILE = 16384
 
 
 class StylizeAnyPainting(io.ComfyNode):
@@ -67,8 +68,10 @@ class StylizeAnyPainting(io.ComfyNode):
                 DepthModelType.Input(
                     "depth_model",
                     optional=True,
+                    lazy=True,
                     tooltip="Connect a depth model to make the style depth-aware: near things keep more of "
-                    "the photo (see depth_preserve). Without it, or a depth_map, depth_preserve is ignored.",
+                    "the photo (see depth_preserve). Not loaded when depth_preserve is 0 or a depth_map "
+                    "is connected.",
                 ),
                 io.Image.Input(
                     "depth_map",
@@ -111,7 +114,7 @@ class StylizeAnyPainting(io.ComfyNode):
                     "tile",
                     default=0,
                     min=0,
-                    max=16384,
+                    max=MAX_TILE,
                     step=8,
                     tooltip="0: whole images, split into tiles only if the GPU runs out of memory. Otherwise "
                     f"the tile side in pixels (at least {SMALLEST_TILE}): the same result with bounded "
@@ -129,6 +132,23 @@ class StylizeAnyPainting(io.ComfyNode):
             ],
             outputs=[io.Image.Output("stylized", display_name="stylized", tooltip="The painted images.")],
         )
+
+    @classmethod
+    def validate_inputs(cls, tile: int = 0) -> bool | str:
+        """A tile too small to paint is refused when the prompt is queued, before anything loads
+        (ComfyUI then leaves this input's range check to this function)."""
+        if not (tile == 0 or SMALLEST_TILE <= tile <= MAX_TILE):
+            return f"tile must be 0 (whole images) or from {SMALLEST_TILE} to {MAX_TILE} pixels, got {tile}"
+        return True
+
+    @classmethod
+    def check_lazy_status(
+        cls, depth_preserve: float, depth_map: torch.Tensor | None = None, **inputs: object
+    ) -> list[str]:
+        """The depth model is loaded (and maybe downloaded) only when depth is used and no depth map
+        is connected."""
+        unloaded = "depth_model" in inputs and inputs["depth_model"] is None
+        return ["depth_model"] if depth_preserve > 0 and depth_map is None and unloaded else []
 
     @classmethod
     def execute(

@@ -60,8 +60,9 @@ class OptimizeStyle(io.ComfyNode):
                 DepthModelType.Input(
                     "depth_model",
                     optional=True,
+                    lazy=True,
                     tooltip="Connect a depth model to keep the photo's depth layout (depth-aware style "
-                    "transfer). Without it depth_weight is ignored.",
+                    "transfer). Without it depth_weight is ignored; with depth_weight 0 it is not loaded.",
                 ),
                 io.Int.Input(
                     "size",
@@ -129,6 +130,12 @@ class OptimizeStyle(io.ComfyNode):
             ],
             outputs=[io.Image.Output("optimized", display_name="optimized", tooltip="The stylised images.")],
         )
+
+    @classmethod
+    def check_lazy_status(cls, depth_weight: float, **inputs: object) -> list[str]:
+        """The depth model is loaded (and maybe downloaded) only when the depth loss counts."""
+        unloaded = "depth_model" in inputs and inputs["depth_model"] is None
+        return ["depth_model"] if depth_weight > 0 and unloaded else []
 
     @classmethod
     def execute(

@@ -249,3 +249,13 @@ def test_video_workflow_paints_a_clip_with_shared_statistics_and_keeps_rate_and_
     error = (blocks[0] - blocks[1]).abs().mean()
     assert error < 0.02, "the saved clip is the shared-statistics result (up to video compression)"
     assert error < (blocks[0] - blocks[2]).abs().mean(), "and nearer to it than to the independent result"
+
+
+@pytest.mark.parametrize("tile", [3, 20000])
+def test_a_tile_that_cannot_work_is_refused_when_queued(comfy, tile):
+    prompt = api_workflow("stylize_any_painting")
+    prompt["4"]["inputs"]["tile"] = tile
+    with pytest.raises(
+        RuntimeError, match=f"tile must be 0 \\(whole images\\) or from 160 to 16384 pixels, got {tile}"
+    ):
+        comfy.queue_prompt(prompt)

@@ -102,3 +102,20 @@ def test_every_template_runs_or_names_the_model_it_needs(comfy, object_info, tmp
         "train_style": "needs a model",
         "video_stylize": "needs a model",
     }
+
+
+def test_a_depth_model_that_is_not_used_is_not_loaded(comfy, object_info, tmp_path):
+    """The depth group turned on, but depth_preserve 0: the model that cannot be had is never asked
+    for (its loader does not run); at 0.5 the missing model is named."""
+    workflow = with_uploads(comfy, comfy.get_json(TEMPLATE_URL.format("stylize_any_painting")), tmp_path)
+    for node in workflow["nodes"]:
+        if node.get("mode") == 2 and node["type"] == "DepthStyle_DepthModelLoader":
+            node["mode"] = 0
+    prompt = ui_to_api(workflow, object_info)
+    assert prompt["4"]["inputs"]["depth_model"] == ["3", 0]
+    prompt["4"]["inputs"]["depth_preserve"] = 0.0
+    succeeded(comfy.run(prompt))  # the loader would fail here: it did not run
+    assert downloaded_files(comfy) == []
+    prompt["4"]["inputs"]["depth_preserve"] = 0.5
+    error = message(comfy.run(prompt), "execution_error")
+    assert error is not None and error["node_id"] == "3" and "is not available" in error["exception_message"]

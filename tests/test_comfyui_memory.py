@@ -19,7 +19,7 @@ from depthstyle.depthstyle_core.depth import DEPTH_MODELS
 from depthstyle.depthstyle_core.models.vgg import VGG16_HUB
 
 from .comfyui_media import succeeded
-from .comfyui_server import REPO, ComfyUIServer, offline_server, pack_base, skip_unless_comfyui
+from .comfyui_server import REPO, ComfyUIServer, message, offline_server, pack_base, skip_unless_comfyui
 from .factories import write_depth_checkpoint, write_vgg_checkpoint
 from .style_helpers import textured_images
 
@@ -86,3 +86,13 @@ def test_our_networks_are_managed_by_comfyui_beside_its_own_models(comfy):
     assert loaded(comfy) == [], "Unload models unloads ours too"
     succeeded(comfy.run(any_painting_prompt()))  # and they load again when needed
     assert loaded(comfy) == ["DepthAnythingV2", "MicroAST"]
+
+
+def test_optimize_style_loads_the_depth_model_only_when_the_depth_loss_counts(comfy):
+    prompt = optimize_prompt()
+    prompt["3"]["inputs"]["model"] = "Depth-Anything-V2-Base (CC-BY-NC-4.0, non-commercial)"  # not here
+    prompt["4"]["inputs"]["depth_weight"] = 0.0
+    succeeded(comfy.run(prompt))  # the loader would fail here: it did not run
+    prompt["4"]["inputs"]["depth_weight"] = 5.0
+    error = message(comfy.run(prompt), "execution_error")
+    assert error is not None and error["node_id"] == "3" and "is not available" in error["exception_message"]
