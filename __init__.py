@@ -31,6 +31,7 @@ _PUBLIC = {
     "stylize_dataset": ".trainers.datasets",
 }
 __all__ = ["comfy_entrypoint", *_PUBLIC]
+WEB_DIRECTORY = "./web"  # the frontend extension that shows the structure report's numbers in its node
 
 
 async def comfy_entrypoint():

@@ -81,5 +81,5 @@ def test_the_registry_archive_validates_and_carries_the_weights(tmp_path, comfy_
         names = set(archive.namelist())
         for name in SHIPPED:
             assert archive.read(name) == (REPO / name).read_bytes(), name
-    assert {"__init__.py", "pyproject.toml", "LICENSE"} <= names
+    assert {"__init__.py", "pyproject.toml", "LICENSE", "web/structure_report.js"} <= names
     assert not any(n.startswith(("tests/", "bench/", ".ci/")) for n in names), "the .comfyignore'd folders"
