@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from .common import EXIT_ERROR, EXIT_INTERRUPTED, InputReader, find_images, output_folder, output_stems
+from .depth_maps import depth_of, paired_depth_maps
 from .masks import add_mask_arguments, mask_for
 from .progress import ConsoleProgress, StopOnSignals
 
@@ -40,6 +41,7 @@ def _optimize_command(args: argparse.Namespace) -> int:
     images = find_images(args.images)
     names = output_stems(images)
     out_dir = output_folder(args.output)
+    maps = None if args.depth_map is None else paired_depth_maps(args.depth_map, images)
     reader = InputReader("optimize", images, load_image)
     styles = [load_image(path) for path in args.style]
     try:
@@ -66,6 +68,7 @@ def _optimize_command(args: argparse.Namespace) -> int:
                     config=config,
                     device=args.device,
                     mask=mask_for(args, photo),
+                    depth_map=None if maps is None else depth_of(maps, [path], photo, "per_image"),
                     on_progress=progress,
                     should_stop=stop,
                 )
@@ -132,6 +135,13 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--depth-model",
         default="small",
         help="small (default), base, large or a path (also for --depth-mask)",
+    )
+    parser.add_argument(
+        "--depth-map",
+        metavar="FILE|FOLDER",
+        help="depth maps made elsewhere (near = white) as what the result's depth must match, instead of "
+        "the photo's depth from --depth-model (which still measures the result): a file for every photo, "
+        "or a folder with x.png or x_depth.png for each photo x",
     )
     add_mask_arguments(parser)
     parser.set_defaults(run=_optimize_command)

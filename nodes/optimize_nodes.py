@@ -10,6 +10,7 @@ import torch
 from comfy_api.v0_0_2 import io
 
 from ..depthstyle_core.depth import DepthEstimator
+from ..depthstyle_core.depth_maps import depth_from_map
 from ..depthstyle_core.images import comfy_to_bchw
 from ..depthstyle_core.models.vgg import VGG16_HUB
 from ..trainers import OptimizeConfig, optimize_style
@@ -63,6 +64,13 @@ class OptimizeStyle(io.ComfyNode):
                     lazy=True,
                     tooltip="Connect a depth model to keep the photo's depth layout (depth-aware style "
                     "transfer). Without it depth_weight is ignored; with depth_weight 0 it is not loaded.",
+                ),
+                io.Image.Input(
+                    "depth_map",
+                    optional=True,
+                    tooltip="A depth map made by any node (near = white, any size; one for all images, one "
+                    "per image or a few taken in turn) as what the result's depth must match, instead of "
+                    "the photo's depth from the depth model (which still measures the result).",
                 ),
                 io.Int.Input(
                     "size",
@@ -143,6 +151,7 @@ class OptimizeStyle(io.ComfyNode):
         image: torch.Tensor,
         style_image: torch.Tensor,
         depth_model: DepthEstimator | None = None,
+        depth_map: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         **settings: object,
     ) -> io.NodeOutput:
@@ -150,6 +159,9 @@ class OptimizeStyle(io.ComfyNode):
         config = OptimizeConfig(**{**settings, "depth_weight": depth_weight, "precision": loop_precision()})
         vgg = load_builtin_vgg()
         content = comfy_to_bchw(image)
+        batch, _, height, width = content.shape
+        if depth_map is not None:
+            depth_map = depth_from_map(comfy_to_bchw(repeat_to_batch(depth_map, batch)), batch, height, width)
         depth_network = None if depth_model is None else depth_model.model
         with device_with_room(_memory(content, config, vgg, depth_network)) as device:
             result = optimize_style(
@@ -159,7 +171,8 @@ class OptimizeStyle(io.ComfyNode):
                 depth_model=depth_model,
                 config=config,
                 device=device,
-                mask=repeat_to_batch(mask, content.shape[0]),
+                mask=repeat_to_batch(mask, batch),
+                depth_map=depth_map,
                 on_progress=progress_callback(),
                 should_stop=should_stop,
             )

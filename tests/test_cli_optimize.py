@@ -117,3 +117,24 @@ def test_a_mask_file_keeps_the_photo_and_a_broken_photo_is_skipped_with_status_3
     result = load_image(out / "a_optimized.png")
     assert torch.equal(result[..., :30], load_image(photo)[..., :30])
     assert float((result[..., 30:] - load_image(photo)[..., 30:]).abs().mean()) > 0.01
+
+
+def test_depth_maps_from_elsewhere_set_the_depth_target(tmp_path, capsys):
+    models = models_with_tiny_networks(tmp_path)
+    photo = save_image(torch.rand(1, 3, 48, 64), tmp_path / "photos" / "p.png")
+    style = save_image(torch.rand(1, 3, 40, 40), tmp_path / "s.png")
+    near_left = torch.linspace(1, 0, 64).view(1, 1, 1, 64).expand(1, 3, 48, 64)
+    save_image(near_left, tmp_path / "maps" / "p_depth.png")
+    base = ["--models-dir", str(models), "optimize", str(photo), "--style", str(style), "--size", "64"]
+    base += ["--steps", "3", "--depth-model", "tiny.safetensors"]
+    assert main([*base, "-o", str(tmp_path / "model")]) == 0
+    assert main([*base, "--depth-map", str(tmp_path / "maps"), "-o", str(tmp_path / "map")]) == 0
+    from_model, from_map = (
+        load_image(tmp_path / "model" / "p_optimized.png"),
+        load_image(tmp_path / "map" / "p_optimized.png"),
+    )
+    assert (from_model - from_map).abs().max() > 1 / 255, "the map, not the photo's depth, is the target"
+    empty = tmp_path / "no_maps"
+    empty.mkdir()
+    assert main([*base, "--depth-map", str(empty), "-o", str(tmp_path / "none")]) == 2
+    assert "no depth map in" in capsys.readouterr().err and not (tmp_path / "none").exists()

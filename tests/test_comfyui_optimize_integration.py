@@ -86,7 +86,7 @@ def test_the_node_is_registered_with_its_schema(object_info, comfy):
             "strength",
             "preserve_color",
         ],
-        "optional": ["depth_model", "mask"],
+        "optional": ["depth_model", "depth_map", "mask"],
     }
     required = node["input"]["required"]
     defaults = {name: spec[1].get("default") for name, spec in required.items() if len(spec) > 1}
@@ -168,3 +168,12 @@ def test_a_zero_mask_gives_the_photo_back_exactly(comfy):
     entry = succeeded(comfy.run(prompt))
     photo = np.asarray(Image.open(comfy.base_dir / "input" / "example.png").convert("RGB")).astype(np.int16)
     assert np.array_equal(shown_image(comfy, entry, "5"), photo)
+
+
+def test_a_depth_map_from_any_node_sets_the_depth_target(comfy):
+    plain = shown_image(comfy, succeeded(comfy.run(workflow_prompt())), "5")
+    prompt = workflow_prompt()
+    prompt["10"] = {"class_type": "ImageInvert", "inputs": {"image": ["6", 0]}}  # near and far swapped
+    prompt["4"]["inputs"]["depth_map"] = ["10", 0]
+    swapped = shown_image(comfy, succeeded(comfy.run(prompt)), "5")
+    assert swapped.shape == plain.shape and np.abs(swapped - plain).max() > 1

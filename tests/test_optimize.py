@@ -17,6 +17,7 @@ from depthstyle.depthstyle_core.errors import (
     MaskError,
     OptimizationError,
     OptimizationStopped,
+    SettingsError,
 )
 from depthstyle.depthstyle_core.losses import depth_loss, gram_matrix
 from depthstyle.depthstyle_core.models.vgg import VGG16Features
@@ -356,3 +357,31 @@ def test_bf16_on_the_cpu_runs_where_it_is_native_and_is_refused_where_not(vgg, d
     exact_loss = float(relative_gram_losses(vgg, exact, style).mean())
     assert fast_loss < 0.7 * start and exact_loss < 0.7 * start, (start, fast_loss, exact_loss)
     assert fast_loss < 1.5 * exact_loss and not torch.equal(fast, exact), (start, fast_loss, exact_loss)
+
+
+def test_a_depth_map_sets_the_target_of_the_depth_loss(vgg, depth_net, content, style):
+    """A map from elsewhere replaces the content's depth as the target: the result's depth follows a
+    map whose near and far are swapped, and a map of the content's own depth gives what the model gives."""
+    config = OptimizeConfig(**{**QUICK, "steps": 40, "first_scale_steps": 40}, depth_weight=5.0)
+    height, width = content.shape[-2:]
+    with torch.no_grad():
+        own = F.interpolate(depth_for_loss(depth_net, content, 56), size=(height, width), mode="bilinear")
+    own = (own - own.amin()) / (own.amax() - own.amin())
+
+    def error(result: torch.Tensor, target: torch.Tensor) -> float:
+        with torch.no_grad():
+            size = depth_for_loss(depth_net, result, 56).shape[-2:]
+            return float(depth_loss(depth_for_loss(depth_net, result, 56), F.interpolate(target, size=size)))
+
+    from_model = optimize_style(content, style, vgg=vgg, depth_model=depth_net, config=config)
+    from_flipped = optimize_style(
+        content, style, vgg=vgg, depth_model=depth_net, config=config, depth_map=1 - own
+    )
+    from_own = optimize_style(content, style, vgg=vgg, depth_model=depth_net, config=config, depth_map=own)
+    assert error(from_flipped, 1 - own) < 0.5 * error(from_model, 1 - own)
+    assert error(from_own, own) < 1.5 * error(from_model, own) + 1e-4
+    with pytest.raises(InputImageError, match=r"the depth map must be \[B,1,H,W\]"):
+        optimize_style(content, style, vgg=vgg, depth_model=depth_net, config=config, depth_map=own[..., :-1])
+    with pytest.raises(SettingsError, match="works with the 'ssi' depth loss, not 'l2'"):
+        l2 = OptimizeConfig(**QUICK, depth_weight=5.0, depth_loss="l2")
+        optimize_style(content, style, vgg=vgg, depth_model=depth_net, config=l2, depth_map=own)

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from ...depthstyle_core.depth import DepthEstimator
-from ...depthstyle_core.errors import InputImageError, OptimizationError, OptimizationStopped
+from ...depthstyle_core.errors import InputImageError, OptimizationError, OptimizationStopped, SettingsError
 from ...depthstyle_core.images import to_rgb
 from ...depthstyle_core.masks import fit_mask
 from ...depthstyle_core.models.depth_anything import DepthAnythingV2
@@ -50,6 +50,7 @@ def optimize_style(
     config: OptimizeConfig | None = None,
     device: torch.device | str | None = None,
     mask: Tensor | None = None,
+    depth_map: Tensor | None = None,
     on_progress: ProgressCallback | None = None,
     should_stop: StopCallback | None = None,
 ) -> Tensor:
@@ -62,7 +63,9 @@ def optimize_style(
     are not moved to another device (copies are). Returns ``[B,3,h,w]`` float32 0..1 on the content's
     device, ``h, w`` as :func:`~.plan.output_size` says. ``mask`` (1 = full style, 0 = the
     photo; one for the batch or one per image, resized to the result) makes ``strength`` per pixel, as
-    in ``stylize``: where it is 0 the result is the photo at the result's size, exactly.
+    in ``stylize``: where it is 0 the result is the photo at the result's size, exactly. ``depth_map``
+    (``[B,1,H,W]``, near = 1, e.g. from :func:`~...depthstyle_core.depth_maps.depth_from_map`) replaces
+    the content's depth as the target of the depth loss; the depth model still measures the result's.
 
     ``on_progress(done, total, preview)`` runs after every step (``preview``: the current result of the
     first image, ``[1,3,h,w]`` on the CPU, every ``preview_every`` steps and at the end of each scale).
@@ -83,6 +86,16 @@ def optimize_style(
             f"depth_weight is {config.depth_weight} but no depth model was given: pass "
             "depth_model=load_depth_model(...), or set depth_weight=0 to optimise without the depth loss"
         )
+    if depth_map is not None and tuple(depth_map.shape) != (photo.shape[0], 1, *photo.shape[-2:]):
+        raise InputImageError(
+            f"the depth map must be [B,1,H,W] like the content {tuple(photo.shape)}, got "
+            f"{tuple(depth_map.shape)}: make it with depth_from_map(map, B, H, W)"
+        )
+    if depth_map is not None and config.depth_weight > 0 and config.depth_loss != "ssi":
+        raise SettingsError(
+            f"a depth map has a scale of its own, so it works with the 'ssi' depth loss, not "
+            f"{config.depth_loss!r}: set depth_loss='ssi' or leave the depth map out"
+        )
     run_device = torch.device(device) if device is not None else _device_of(vgg)
     with torch.inference_mode(False), torch.enable_grad():
         run = _Optimization(
@@ -92,6 +105,7 @@ def optimize_style(
             config,
             vgg,
             network if config.depth_weight > 0 else None,
+            depth_map,
             run_device,
             weights,
             on_progress,
@@ -166,6 +180,7 @@ class _Optimization:
         config: OptimizeConfig,
         vgg: VGG16Features,
         depth: DepthAnythingV2 | None,
+        depth_map: Tensor | None,
         device: torch.device,
         mask: Tensor | None,
         on_progress: ProgressCallback | None,
@@ -183,6 +198,7 @@ class _Optimization:
         self.styles = [s.to(device) for s in styles]
         self.vgg = _frozen_on(vgg, device, self.memory_format)
         self.depth = _frozen_on(depth, device, torch.contiguous_format) if depth is not None else None
+        self.depth_map = None if depth_map is None else depth_map.to(device)
         self.on_progress, self.should_stop = on_progress, should_stop
         self.steps = [config.coarsest_steps] + [config.steps] * (len(plan.scales) - 1)
         self.total = sum(self.steps)
@@ -206,7 +222,9 @@ class _Optimization:
     def _run_scale(self, index: int, size: tuple[int, int], previous: Tensor | None) -> Tensor:
         content = resize(self.photo, size)
         with self.autocast():  # the targets in the precision the steps will compare them in
-            objective = ScaleObjective(content, self.styles, self.config, self.vgg, self.depth, index)
+            objective = ScaleObjective(
+                content, self.styles, self.config, self.vgg, self.depth, index, depth_map=self.depth_map
+            )
         start = self._start(size, content, previous)
         pixels = start.contiguous(memory_format=self.memory_format).requires_grad_(True)
         optimizer = torch.optim.Adam([pixels], lr=self.config.lr)

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ...depthstyle_core.depth import PATCH, depth_for_loss
+from ...depthstyle_core.depth import PATCH, depth_for_loss, processing_size
 from ...depthstyle_core.losses import gram_matrix, normalize_depth_ssi
 from ...depthstyle_core.models.depth_anything import DepthAnythingV2
 from ...depthstyle_core.models.vgg import VGG16Features
@@ -96,6 +96,7 @@ class ScaleObjective:
         vgg: VGG16Features,
         depth_model: DepthAnythingV2 | None,
         scale_index: int,
+        depth_map: Tensor | None = None,
     ) -> None:
         self.config = config
         self.vgg = vgg
@@ -106,7 +107,7 @@ class ScaleObjective:
             self.targets = _Targets(
                 content=self._content_features(content),
                 grams=self._blended_grams(styles, working),
-                depth=self._depth(content) if self.depth_model is not None else None,
+                depth=self._depth_target(content, depth_map) if self.depth_model is not None else None,
             )
             generator = torch.Generator().manual_seed(config.seed * 1000 + NOISE_STREAM + scale_index)
             noise = torch.rand(content.shape, generator=generator).to(content.device, content.dtype)
@@ -130,6 +131,18 @@ class ScaleObjective:
                 gram = gram_matrix(features[layer]) * weight
                 blended[layer] = gram if layer not in blended else blended[layer] + gram
         return blended
+
+    def _depth_target(self, content: Tensor, depth_map: Tensor | None) -> Tensor:
+        """What the result's depth must match: the content's depth through the depth network, or a
+        depth map given for it (near = 1), resized to the network's output size. A map is compared
+        scale-and-shift-free ("ssi"), as it has its own scale."""
+        if depth_map is None:
+            return self._depth(content)
+        size = processing_size(content.shape[-2], content.shape[-1], self.depth_resolution)
+        resized = F.interpolate(
+            depth_map.float(), size=size, mode="bilinear", align_corners=False, antialias=True
+        )
+        return normalize_depth_ssi(resized)
 
     def _depth(self, images: Tensor) -> Tensor:
         """The depth map as the depth loss compares it: normalised per image for "ssi", raw for "l2"."""
