@@ -23,6 +23,7 @@ from ..depthstyle_core.models.microast import MicroAST
 from ..depthstyle_core.tiling import SMALLEST_TILE, working_pixels
 from .comfy_services import (
     ANY_STYLE_FOLDER,
+    model_file_fingerprint,
     model_file_path,
     model_files,
     on_compute_device,
@@ -132,6 +133,12 @@ class StylizeAnyPainting(io.ComfyNode):
             ],
             outputs=[io.Image.Output("stylized", display_name="stylized", tooltip="The painted images.")],
         )
+
+    @classmethod
+    def fingerprint_inputs(cls, model: str = BUILTIN_ANY_STYLE_MODEL, **inputs: object) -> object:
+        """A model file rewritten under the same name (a fine-tune trained again) makes the node run
+        again; the built-in weights never change."""
+        return None if model == BUILTIN_ANY_STYLE_MODEL else model_file_fingerprint(ANY_STYLE_FOLDER, model)
 
     @classmethod
     def validate_inputs(cls, tile: int = 0) -> bool | str:

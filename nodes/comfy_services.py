@@ -11,6 +11,7 @@ import functools
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import comfy.model_management as model_management
 import comfy.utils
@@ -84,6 +85,16 @@ def model_file_fingerprint(key: str, name: str) -> tuple[str, int, int] | None:
         return None
     stat = os.stat(path)
     return path, stat.st_mtime_ns, stat.st_size
+
+
+def folder_fingerprint(folder: str | os.PathLike) -> tuple[tuple[str, int, int], ...]:
+    """Every file under ``folder`` with its size and modification time: changes when a file is added,
+    removed or rewritten (empty for a folder that does not exist; the node's own error says so)."""
+    root = Path(folder)
+    if not root.is_dir():
+        return ()
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    return tuple((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
 
 
 def save_folder(key: str) -> str:

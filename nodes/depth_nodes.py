@@ -9,6 +9,7 @@ import torch
 from comfy_api.v0_0_2 import io
 
 from ..depthstyle_core.depth import (
+    DEPTH_MODELS,
     NORMALIZATIONS,
     PRECISIONS,
     DepthEstimator,
@@ -21,6 +22,7 @@ from ..depthstyle_core.images import comfy_to_bchw
 from .comfy_services import (
     DEPTH_FOLDER,
     model_dirs,
+    model_file_fingerprint,
     model_file_path,
     model_files,
     offload_device,
@@ -72,6 +74,13 @@ class DepthModelLoader(io.ComfyNode):
             ],
             outputs=[DepthModelType.Output("depth_model", display_name="depth_model")],
         )
+
+    @classmethod
+    def fingerprint_inputs(cls, model: str, precision: str) -> object:
+        """The model file as it is now: a file rewritten under the same name is loaded again."""
+        spec = builtin_depth_model(model)
+        name = DEPTH_MODELS[spec].hub_file.local_filename if spec is not None else model
+        return model_file_fingerprint(DEPTH_FOLDER, name)
 
     @classmethod
     def execute(cls, model: str, precision: str) -> io.NodeOutput:

@@ -23,6 +23,7 @@ from ..trainers import ContentSource, TrainConfig, TrainResult, train_style
 from ..trainers.run.loss_curve import draw_loss_curve
 from .comfy_services import (
     STYLE_FOLDER,
+    folder_fingerprint,
     input_directory,
     load_builtin_vgg,
     loop_precision,
@@ -195,6 +196,12 @@ class TrainStyle(io.ComfyNode):
         )
 
     @classmethod
+    def fingerprint_inputs(cls, content_folder: str = "", **inputs: object) -> object:
+        """Photos added to, removed from or rewritten in content_folder make the node train again."""
+        folder = content_folder.strip()
+        return folder_fingerprint(_content_folder(folder)) if folder else None
+
+    @classmethod
     def execute(
         cls,
         style_image: torch.Tensor,
@@ -268,8 +275,13 @@ def _content_source(images: torch.Tensor | None, folder: str) -> ContentSource:
             "No content photos: type a folder of photos into content_folder (an absolute path, or one "
             f"relative to ComfyUI's input folder {input_directory()}), or connect content_images."
         )
+    return ContentSource.from_folder(_content_folder(folder))
+
+
+def _content_folder(folder: str) -> Path:
+    """content_folder as a path: absolute, or relative to ComfyUI's input folder."""
     path = Path(folder).expanduser()
-    return ContentSource.from_folder(path if path.is_absolute() else Path(input_directory()) / path)
+    return path if path.is_absolute() else Path(input_directory()) / path
 
 
 def _log_record(name: str, total: int):

@@ -259,3 +259,25 @@ def test_a_tile_that_cannot_work_is_refused_when_queued(comfy, tile):
         RuntimeError, match=f"tile must be 0 \\(whole images\\) or from 160 to 16384 pixels, got {tile}"
     ):
         comfy.queue_prompt(prompt)
+
+
+def test_a_model_file_rewritten_under_its_name_is_read_again(comfy):
+    """ComfyUI keeps a node's result while its inputs stay the same; a model file trained again under
+    the same name must still make the node run again (fingerprint_inputs)."""
+    path = comfy.base_dir / "models" / "depthstyle" / "any_style" / "tuned.safetensors"
+    original = path.read_bytes()
+    prompt = api_workflow("stylize_any_painting")
+    prompt["4"]["inputs"]["model"] = "tuned.safetensors"
+    before = shown_image(comfy, succeeded(comfy.run(prompt)), "5")
+    retrained = load_any_style_model(path)
+    with torch.no_grad():
+        retrained.decoder.dec3[10].conv_layer.bias.sub_(0.4)
+    try:
+        save_any_style_model(path, retrained)
+        after = shown_image(comfy, succeeded(comfy.run(prompt)), "5")
+    finally:
+        path.write_bytes(original)
+    photo, painting = input_image(comfy, "example.png"), input_image(comfy, "style.png")
+    with torch.inference_mode():
+        expected = stylize_any(retrained, photo, painting)[0]
+    assert (after - expected).abs().max() <= 1 / 255 + 1e-6 and (after - before).abs().mean() > 0.02

@@ -96,3 +96,21 @@ def test_optimize_style_loads_the_depth_model_only_when_the_depth_loss_counts(co
     prompt["4"]["inputs"]["depth_weight"] = 5.0
     error = message(comfy.run(prompt), "execution_error")
     assert error is not None and error["node_id"] == "3" and "is not available" in error["exception_message"]
+
+
+def test_a_depth_model_file_rewritten_under_its_name_is_loaded_again(comfy):
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "example.png"}},
+        "3": DEPTH_LOADER,
+        "6": {
+            "class_type": "DepthStyle_EstimateDepth",
+            "inputs": {"image": ["1", 0], "depth_model": ["3", 0], "resolution": 28, "normalization": "raw"},
+        },
+        "7": {"class_type": "PreviewImage", "inputs": {"images": ["6", 0]}},
+    }
+    path = comfy.base_dir / "models" / "depthstyle" / "depth" / DEPTH_MODELS["small"].hub_file.local_filename
+    before = comfy.run(prompt)
+    write_depth_checkpoint(path, seed=9)  # another model under the same name
+    after = comfy.run(prompt)
+    images = [succeeded(entry)["outputs"]["7"]["images"][0] for entry in (before, after)]
+    assert comfy.view(images[0]) != comfy.view(images[1]), "the new file was loaded and run"

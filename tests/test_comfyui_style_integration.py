@@ -474,3 +474,18 @@ def test_stylize_returns_float32_images_in_0_1_on_the_intermediate_device(tmp_pa
     assert 0.0 <= result["min"] and result["max"] <= 1.0 and result["std"] > 0.01
     assert result["tiled_equal"], "an image smaller than the tile is one tile: the same result"
     assert result["net_device"] == "cpu", "the model goes back to the offload device"
+
+
+def test_photos_added_to_the_content_folder_make_train_style_run_again(comfy):
+    folder = comfy.base_dir / "input" / "content_refresh"
+    folder.mkdir()
+    picture(40, 40, seed=31).save(folder / "a.png")
+    prompt = train_prompt("refresh", iterations=2, content_folder="content_refresh")
+    model = styles_dir(comfy) / "refresh.safetensors"
+    succeeded(comfy.run(prompt))
+    first = model.stat().st_mtime_ns
+    succeeded(comfy.run(prompt))
+    assert model.stat().st_mtime_ns == first, "nothing changed: ComfyUI keeps the result"
+    picture(40, 40, seed=32).save(folder / "b.png")
+    succeeded(comfy.run(prompt))
+    assert model.stat().st_mtime_ns != first and "2 images in" in load_style_model(model)[1]["train.content"]
