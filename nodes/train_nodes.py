@@ -104,7 +104,10 @@ class TrainStyle(io.ComfyNode):
                     default=DEFAULTS.iterations,
                     min=1,
                     max=10_000_000,
-                    tooltip="Training steps in total (the paper: 40000 at batch 4).",
+                    tooltip="Training steps in total (the paper: 40000 at batch 4). A step at the defaults "
+                    "(256 px, batch 4, depth loss) took about 7 s on a 2-core CPU, so 40000 steps take days "
+                    "there; use a GPU. The console shows the rate and the time left; Cancel keeps a "
+                    "checkpoint and resume continues from it.",
                 ),
                 io.Int.Input(
                     "checkpoint_every",
@@ -291,17 +294,31 @@ def _log_record(name: str, total: int):
         terms = ", ".join(
             f"{t} {record[t]:.4g}" for t in ("content", "style", "depth", "tv") if record.get(t)
         )
+        rate = record["steps_per_second"]
+        left = f"about {_duration((total - record['step']) / rate)} left" if rate > 0 else "time left unknown"
         log.info(
-            "DepthStyle training %s: step %d/%d, loss %.4g (%s), %.2f steps/s",
+            "DepthStyle training %s: step %d/%d, loss %.4g (%s), %.2f steps/s, %s",
             name,
             record["step"],
             total,
             record["total"],
             terms,
-            record["steps_per_second"],
+            rate,
+            left,
         )
 
     return on_log
+
+
+def _duration(seconds: float) -> str:
+    """A time span as people say it: 45 s, 12 min, 3.5 h, 2.1 days."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 36 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
 
 
 def _log_result(result: TrainResult) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import textwrap
 import time
@@ -489,3 +490,6 @@ def test_photos_added_to_the_content_folder_make_train_style_run_again(comfy):
     picture(40, 40, seed=32).save(folder / "b.png")
     succeeded(comfy.run(prompt))
     assert model.stat().st_mtime_ns != first and "2 images in" in load_style_model(model)[1]["train.content"]
+    assert re.search(
+        r"DepthStyle training refresh\.safetensors: step 2/2, .* steps/s, about 0 s left", comfy.log_tail()
+    )
