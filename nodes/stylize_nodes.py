@@ -34,6 +34,7 @@ from .types import StyleModelType
 
 BYTES_PER_PIXEL = 512  # TransformerNet activations per input pixel in fp32, with headroom
 CHUNK = 4  # images stylize runs at once (its default chunk_size)
+MAX_TILE = 16384
 
 
 class StyleModelLoader(io.ComfyNode):
@@ -154,7 +155,7 @@ class Stylize(io.ComfyNode):
                     "tile_size",
                     default=0,
                     min=0,
-                    max=16384,
+                    max=MAX_TILE,
                     step=8,
                     tooltip="0: whole images, split into tiles only if the GPU runs out of memory. Otherwise "
                     f"the tile side in pixels, after scale (at least {SMALLEST_TILE}); tiles give the same "
@@ -182,6 +183,15 @@ class Stylize(io.ComfyNode):
                 io.Image.Output("stylized", display_name="stylized", tooltip="The stylised images.")
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, tile_size: int = 0) -> bool | str:
+        """A tile too small to work is refused when the prompt is queued, before anything loads
+        (ComfyUI then leaves this input's range check to this function)."""
+        if not (tile_size == 0 or SMALLEST_TILE <= tile_size <= MAX_TILE):
+            allowed = f"0 (automatic) or from {SMALLEST_TILE} to {MAX_TILE} pixels"
+            return f"tile_size must be {allowed}, got {tile_size}"
+        return True
 
     @classmethod
     def execute(

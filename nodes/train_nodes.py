@@ -12,7 +12,7 @@ import torch
 from comfy_api.v0_0_2 import io, ui
 
 from ..depthstyle_core.depth import DepthEstimator
-from ..depthstyle_core.errors import InputImageError
+from ..depthstyle_core.errors import InputImageError, SettingsError
 from ..depthstyle_core.hub.model_paths import safe_model_path
 from ..depthstyle_core.images import comfy_to_bchw, load_image, pil_to_tensor
 from ..depthstyle_core.models.transformer_net import TransformerNet
@@ -197,6 +197,16 @@ class TrainStyle(io.ComfyNode):
                 ),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, save_name: str = "my_style") -> bool | str:
+        """A save name that cannot be a file in the styles folder is refused when the prompt is queued,
+        before the VGG, the depth model and the photos load."""
+        try:
+            safe_model_path(save_folder(STYLE_FOLDER), save_name)
+        except SettingsError as err:
+            return str(err)
+        return True
 
     @classmethod
     def fingerprint_inputs(cls, content_folder: str = "", **inputs: object) -> object:

@@ -362,10 +362,32 @@ def test_baseline_training_from_content_images_without_depth_model(comfy):
 
 
 @pytest.mark.parametrize(
+    ("save_name", "words"), [("../escaped", ["'../escaped'", "'..'"]), ("/tmp/absolute", ["absolute path"])]
+)
+def test_a_save_name_that_cannot_be_a_file_is_refused_when_queued(comfy, save_name, words):
+    with pytest.raises(RuntimeError) as refused:
+        comfy.queue_prompt(train_prompt(save_name=save_name))
+    for word in words:
+        assert word in str(refused.value), str(refused.value)
+    assert not list((comfy.base_dir / "models").rglob("escaped*"))
+    assert not Path("/tmp/absolute.safetensors").exists()
+
+
+@pytest.mark.parametrize("tile_size", [3, 20000])
+def test_a_tile_size_that_cannot_work_is_refused_when_queued(comfy, tile_size):
+    prompt = api_workflow("stylize_with_depth_preview")
+    stylize = next(key for key, node in prompt.items() if node["class_type"] == "DepthStyle_Stylize")
+    prompt[stylize]["inputs"]["tile_size"] = tile_size
+    with pytest.raises(
+        RuntimeError,
+        match=f"tile_size must be 0 \\(automatic\\) or from 160 to 16384 pixels, got {tile_size}",
+    ):
+        comfy.queue_prompt(prompt)
+
+
+@pytest.mark.parametrize(
     ("settings", "words"),
     [
-        ({"save_name": "../escaped"}, ["'../escaped'", "'..'"]),
-        ({"save_name": "/tmp/absolute"}, ["absolute path"]),
         ({"content_folder": ""}, ["No content photos", "content_folder", "content_images"]),
         ({"content_folder": "empty_folder"}, ["no training images in", "empty_folder"]),
     ],
@@ -379,9 +401,7 @@ def test_bad_names_and_missing_content_fail_with_clear_errors(comfy, settings, w
     for word in words:
         assert word in error["exception_message"], error["exception_message"]
     assert time.monotonic() - started < 20, "the inputs must be checked before training starts"
-    models = comfy.base_dir / "models"
-    assert not list(models.rglob("escaped*")) and not list(models.rglob("never_written*"))
-    assert not Path("/tmp/absolute.safetensors").exists()
+    assert not list((comfy.base_dir / "models").rglob("never_written*"))
 
 
 # --- Cancel and resume ----------------------------------------------------------------------------
