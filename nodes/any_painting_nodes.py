@@ -16,7 +16,7 @@ from comfy_api.v0_0_2 import io
 from ..depthstyle_core.any_style import DEFAULT_DEPTH_PRESERVE
 from ..depthstyle_core.any_style.model_file import BUILTIN_WEIGHTS, load_any_style_model
 from ..depthstyle_core.any_style.stylize import DEFAULT_STYLE_SIZE, stylize_any
-from ..depthstyle_core.depth import DepthEstimator, estimate_depth
+from ..depthstyle_core.depth import DEFAULT_RESOLUTION, DepthEstimator, activation_bytes, estimate_depth
 from ..depthstyle_core.depth_maps import depth_from_map
 from ..depthstyle_core.images import comfy_to_bchw
 from ..depthstyle_core.models.microast import MicroAST
@@ -183,7 +183,8 @@ class StylizeAnyPainting(io.ComfyNode):
                     )
                 depth = depth_from_map(comfy_to_bchw(depth_map), batch, height, width, normalization)
             elif depth_model is not None and settings["depth_preserve"] > 0:
-                stack.enter_context(on_compute_device(depth_model.model))
+                depth_room = activation_bytes(height, width, DEFAULT_RESOLUTION, batch)
+                stack.enter_context(on_compute_device(depth_model.model, depth_room))
                 depth = estimate_depth(
                     depth_model, content, normalization=normalization, should_stop=should_stop
                 )

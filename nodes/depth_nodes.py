@@ -13,6 +13,7 @@ from ..depthstyle_core.depth import (
     NORMALIZATIONS,
     PRECISIONS,
     DepthEstimator,
+    activation_bytes,
     colorize_depth,
     estimate_depth,
     load_depth_model,
@@ -141,10 +142,12 @@ class EstimateDepth(io.ComfyNode):
     def execute(
         cls, image: torch.Tensor, depth_model: DepthEstimator, resolution: int, normalization: str
     ) -> io.NodeOutput:
-        with on_compute_device(depth_model.model):
+        photos = comfy_to_bchw(image)
+        batch, _, height, width = photos.shape
+        with on_compute_device(depth_model.model, activation_bytes(height, width, resolution, batch)):
             depth = estimate_depth(
                 depth_model,
-                comfy_to_bchw(image),
+                photos,
                 resolution=resolution,
                 normalization=normalization,
                 on_progress=progress_callback(),

@@ -12,13 +12,13 @@ from contextlib import ExitStack, contextmanager
 import torch
 from comfy_api.v0_0_2 import io, ui
 
-from ..depthstyle_core.depth import DepthEstimator
+from ..depthstyle_core.depth import DepthEstimator, activation_bytes
 from ..depthstyle_core.images import comfy_to_bchw
-from ..depthstyle_core.models.vgg import VGG16_HUB, VGG16Features, load_vgg16
+from ..depthstyle_core.models.vgg import VGG16_HUB, VGG16Features
 from ..depthstyle_core.report.edges import DEFAULT_TOLERANCE
 from ..depthstyle_core.report.figure import draw_structure_figure, figure_batch
 from ..depthstyle_core.report.metrics import evaluate_structure, metrics_json
-from .comfy_services import VGG_FOLDER, model_dirs, on_compute_device, should_stop, to_comfy_image
+from .comfy_services import load_builtin_vgg, on_compute_device, should_stop, to_comfy_image
 from .types import DepthModelType
 
 
@@ -84,11 +84,13 @@ class StructureReport(io.ComfyNode):
         edge_tolerance: int,
         style_image: torch.Tensor | None = None,
     ) -> io.NodeOutput:
-        vgg = load_vgg16(model_dirs=model_dirs(VGG_FOLDER)) if style_image is not None else None
+        vgg = load_builtin_vgg() if style_image is not None else None
         style = comfy_to_bchw(style_image)[:1] if style_image is not None else None
-        with _on_device(depth_model, vgg):
+        photos = comfy_to_bchw(image)
+        batch, _, height, width = photos.shape
+        with _on_device(depth_model, vgg, activation_bytes(height, width, resolution, 2 * batch)):
             reports = evaluate_structure(
-                comfy_to_bchw(image),
+                photos,
                 comfy_to_bchw(stylized_image),
                 depth_model,
                 style=style,
@@ -106,10 +108,11 @@ class StructureReport(io.ComfyNode):
 
 
 @contextmanager
-def _on_device(depth_model: DepthEstimator, vgg: VGG16Features | None) -> Iterator[None]:
-    """The depth network, and VGG-16 when there is one, on ComfyUI's compute device for the block."""
+def _on_device(depth_model: DepthEstimator, vgg: VGG16Features | None, activations: int) -> Iterator[None]:
+    """The depth network, and VGG-16 when there is one, on ComfyUI's compute device for the block, with
+    room for the depth passes' ``activations`` bytes."""
     with ExitStack() as stack:
-        stack.enter_context(on_compute_device(depth_model.model))
+        stack.enter_context(on_compute_device(depth_model.model, activations))
         if vgg is not None:
             stack.enter_context(on_compute_device(vgg))
         yield

@@ -181,3 +181,13 @@ def test_non_commercial_models_are_flagged():
     assert DEPTH_MODELS["base"].non_commercial and DEPTH_MODELS["large"].non_commercial
     for spec in DEPTH_MODELS.values():
         assert len(spec.hub_file.revision) == 40
+
+
+def test_the_activation_estimate_follows_the_processing_size_and_the_chunk():
+    from depthstyle.depthstyle_core.depth import ACTIVATION_BYTES_PER_PIXEL, activation_bytes, processing_size
+
+    one = activation_bytes(480, 640, 518, batch=1)
+    height, width = processing_size(480, 640, 518)
+    assert one == height * width * ACTIVATION_BYTES_PER_PIXEL
+    assert activation_bytes(480, 640, 518, batch=10) == 4 * one, "chunks of 4 run at a time"
+    assert activation_bytes(480, 640, 266, batch=1) < one / 3
