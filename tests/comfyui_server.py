@@ -48,12 +48,16 @@ def skip_unless_comfyui(module_name: str) -> None:
         pytest.skip(SKIP_REASON, allow_module_level=True)
 
 
-def offline_server(base_dir: Path, extra_model_paths: Path | None = None) -> ComfyUIServer:
-    """A ComfyUI from $COMFYUI_DIR with its data under ``base_dir`` and the Hugging Face Hub off."""
+def offline_server(
+    base_dir: Path, extra_model_paths: Path | None = None, extra_args: tuple[str, ...] = ()
+) -> ComfyUIServer:
+    """A ComfyUI from $COMFYUI_DIR with its data under ``base_dir`` and the Hugging Face Hub off;
+    ``extra_args`` are more of ComfyUI's command-line flags (``--force-fp32``)."""
     return ComfyUIServer(
         Path(os.environ["COMFYUI_DIR"]).resolve(),
         base_dir,
         extra_model_paths=extra_model_paths,
+        extra_args=extra_args,
         env={
             "HF_HUB_OFFLINE": "1",
             "HF_HOME": str(base_dir / "hf_home"),
@@ -114,10 +118,12 @@ class ComfyUIServer:
         *,
         extra_model_paths: Path | None = None,
         env: Mapping[str, str] | None = None,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.comfyui_dir = comfyui_dir
         self.base_dir = base_dir
         self.extra_model_paths = extra_model_paths
+        self.extra_args = extra_args
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGING_FACE_"))}
         self.env = {**inherited, **(env or {})}  # no Hub setting (token, endpoint) of the test machine
         self.port = free_port()
@@ -131,7 +137,7 @@ class ComfyUIServer:
         cmd += ["--listen", HOST, "--port", str(self.port), "--base-directory", str(self.base_dir)]
         if self.extra_model_paths is not None:
             cmd += ["--extra-model-paths-config", str(self.extra_model_paths)]
-        return cmd
+        return [*cmd, *self.extra_args]
 
     def start(self, timeout: float) -> None:
         """Start ComfyUI and wait until it answers; on failure stop it and raise with its log."""

@@ -59,7 +59,8 @@ TINY = {"batch_size": 1, "image_size": CROP, "style_size": CROP}
 
 @pytest.fixture(scope="module")
 def comfy(tmp_path_factory) -> ComfyUIServer:
-    """A ComfyUI with this pack, test pictures, a content folder, tiny depth and VGG-16 models."""
+    """A ComfyUI with this pack, test pictures, a content folder, tiny depth and VGG-16 models, started
+    with --force-fp32."""
     base = pack_base(tmp_path_factory, "comfy_style_base")
     picture(*PHOTO_SIZE, seed=1).save(base / "input" / "example.png")
     picture(40, 40, seed=2).save(base / "input" / "style.png")
@@ -73,7 +74,7 @@ def comfy(tmp_path_factory) -> ComfyUIServer:
     write_vgg_checkpoint(models / "vgg" / VGG16_HUB.local_filename)
     save_style_model(models / "styles" / PRESET, TransformerNet().eval())
     (models / "styles" / "preset.state.safetensors").write_bytes(b"a resume file: never listed as a model")
-    with offline_server(base) as server:
+    with offline_server(base, extra_args=("--force-fp32",)) as server:
         yield server
 
 
@@ -219,7 +220,7 @@ def test_train_workflow_saves_a_loadable_depth_aware_model(comfy, trained):
     config = json.loads(meta["train.config"])
     assert (config["image_size"], config["style_size"], config["batch_size"]) == (CROP, CROP, 1)
     assert config["depth_weight"] == 5.0
-    assert config["precision"] == "fp32", "ComfyUI's choice for its device (the CPU here), not 'auto'"
+    assert config["precision"] == "fp32", "ComfyUI's choice (--force-fp32), not the loop's own 'auto'"
     assert "3 images in" in meta["train.content"], "the content folder (and its sub-folder) is used"
     paths = TrainPaths.for_model(path)
     assert load_train_state(paths.state).step == 3
