@@ -32,14 +32,13 @@ from .comfy_services import (
     should_stop,
     to_comfy_image,
 )
-from .inputs import frames_input, mask_input, precision_input, preserve_color_input
+from .inputs import MAX_TILE, frames_input, mask_input, precision_input, preserve_color_input, tile_problem
 from .model_choices import BUILTIN_ANY_STYLE_MODEL, any_style_model_choices
 from .types import DepthModelType
 
 log = logging.getLogger("depthstyle")
 BYTES_PER_PIXEL = 400  # MicroAST activations per input pixel in fp32 (16 channels at full size), headroom
 CHUNK = 4  # images stylize_any runs at once (its default chunk_size)
-MAX_TILE = 16384
 
 
 class StylizeAnyPainting(io.ComfyNode):
@@ -142,11 +141,8 @@ class StylizeAnyPainting(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, tile: int = 0) -> bool | str:
-        """A tile too small to paint is refused when the prompt is queued, before anything loads
-        (ComfyUI then leaves this input's range check to this function)."""
-        if not (tile == 0 or SMALLEST_TILE <= tile <= MAX_TILE):
-            return f"tile must be 0 (whole images) or from {SMALLEST_TILE} to {MAX_TILE} pixels, got {tile}"
-        return True
+        """A tile too small to paint is refused when the prompt is queued, before anything loads."""
+        return tile_problem("tile", tile, "whole images")
 
     @classmethod
     def check_lazy_status(

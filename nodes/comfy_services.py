@@ -51,9 +51,6 @@ def register_model_folders() -> None:
         folder_paths.folder_names_and_paths[key] = (paths, set(MODEL_EXTENSIONS))
 
 
-_PATCHER_SLOT = "_depthstyle_patcher"
-
-
 def model_dirs(key: str) -> list[str]:
     """Every folder registered for ``key``, in search order, each once."""
     return list(dict.fromkeys(folder_paths.get_folder_paths(key)))
@@ -93,8 +90,8 @@ def folder_fingerprint(folder: str | os.PathLike) -> tuple[tuple[str, int, int],
     root = Path(folder)
     if not root.is_dir():
         return ()
-    files = sorted(p for p in root.rglob("*") if p.is_file())
-    return tuple((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    stats = sorted((str(p.relative_to(root)), p.stat()) for p in root.rglob("*") if p.is_file())
+    return tuple((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats)
 
 
 def save_folder(key: str) -> str:
@@ -147,6 +144,9 @@ def to_comfy_mask(masks: torch.Tensor) -> torch.Tensor:
 def offload_device() -> torch.device:
     """Where a loaded model waits between runs."""
     return model_management.unet_offload_device()
+
+
+_PATCHER_SLOT = "_depthstyle_patcher"  # the module attribute that holds its _PatcherSlot
 
 
 class _PatcherSlot:

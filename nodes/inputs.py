@@ -5,8 +5,18 @@ from __future__ import annotations
 from comfy_api.v0_0_2 import io
 
 from ..depthstyle_core.stylize import FRAMES, PRECISIONS
+from ..depthstyle_core.tiling import SMALLEST_TILE
 
 MAX_WEIGHT = 1000.0
+MAX_TILE = 16384
+
+
+def tile_problem(name: str, tile: int, zero_means: str) -> bool | str:
+    """``validate_inputs``' answer for a tile side: True, or what is wrong. A node that validates an
+    input itself loses ComfyUI's range check for it, so the range is checked here too."""
+    if tile == 0 or SMALLEST_TILE <= tile <= MAX_TILE:
+        return True
+    return f"{name} must be 0 ({zero_means}) or from {SMALLEST_TILE} to {MAX_TILE} pixels, got {tile}"
 
 
 def loss_weight_input(name: str, default: float, tooltip: str) -> io.Float.Input:

@@ -28,13 +28,12 @@ from .comfy_services import (
     should_stop,
     to_comfy_image,
 )
-from .inputs import frames_input, mask_input, precision_input, preserve_color_input
+from .inputs import MAX_TILE, frames_input, mask_input, precision_input, preserve_color_input, tile_problem
 from .model_choices import HUB_STYLE_CHOICE, style_model_choices
 from .types import StyleModelType
 
 BYTES_PER_PIXEL = 512  # TransformerNet activations per input pixel in fp32, with headroom
 CHUNK = 4  # images stylize runs at once (its default chunk_size)
-MAX_TILE = 16384
 
 
 class StyleModelLoader(io.ComfyNode):
@@ -186,12 +185,8 @@ class Stylize(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, tile_size: int = 0) -> bool | str:
-        """A tile too small to work is refused when the prompt is queued, before anything loads
-        (ComfyUI then leaves this input's range check to this function)."""
-        if not (tile_size == 0 or SMALLEST_TILE <= tile_size <= MAX_TILE):
-            allowed = f"0 (automatic) or from {SMALLEST_TILE} to {MAX_TILE} pixels"
-            return f"tile_size must be {allowed}, got {tile_size}"
-        return True
+        """A tile too small to work is refused when the prompt is queued, before anything loads."""
+        return tile_problem("tile_size", tile_size, "automatic")
 
     @classmethod
     def execute(

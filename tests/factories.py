@@ -171,3 +171,15 @@ def picture(width: int, height: int, seed: int) -> Image.Image:
     rgb = np.stack([x / width, y / height, 0.3 + 0.6 * disc], axis=-1)
     rgb = np.clip(rgb + 0.1 * rng.standard_normal(rgb.shape), 0, 1)
     return Image.fromarray((rgb * 255).astype(np.uint8))
+
+
+def write_comfy_loss_models(base: str | os.PathLike, depth_seed: int) -> Path:
+    """A tiny Depth Anything (under the built-in Small's file name) and a random VGG-16 in a ComfyUI base
+    directory's ``models/depthstyle`` folders, where the nodes look first; returns that folder."""
+    from depthstyle.depthstyle_core.depth import DEPTH_MODELS
+    from depthstyle.depthstyle_core.models.vgg import VGG16_HUB
+
+    models = Path(base) / "models" / "depthstyle"
+    write_depth_checkpoint(models / "depth" / DEPTH_MODELS["small"].hub_file.local_filename, seed=depth_seed)
+    write_vgg_checkpoint(models / "vgg" / VGG16_HUB.local_filename)
+    return models

@@ -16,11 +16,10 @@ import pytest
 from PIL import Image
 
 from depthstyle.depthstyle_core.depth import DEPTH_MODELS
-from depthstyle.depthstyle_core.models.vgg import VGG16_HUB
 
 from .comfyui_media import succeeded
 from .comfyui_server import REPO, ComfyUIServer, message, offline_server, pack_base, skip_unless_comfyui
-from .factories import write_depth_checkpoint, write_vgg_checkpoint
+from .factories import write_comfy_loss_models, write_depth_checkpoint
 from .style_helpers import textured_images
 
 pytestmark = pytest.mark.integration
@@ -40,9 +39,7 @@ def comfy(tmp_path_factory) -> ComfyUIServer:
     photo = textured_images(1, 48, 64, seed=5)[0].permute(1, 2, 0).numpy()
     Image.fromarray((photo * 255).round().astype("uint8")).save(base / "input" / "example.png")
     Image.open(PAINTING).save(base / "input" / "style.png")
-    models = base / "models" / "depthstyle"
-    write_depth_checkpoint(models / "depth" / DEPTH_MODELS["small"].hub_file.local_filename, seed=2)
-    write_vgg_checkpoint(models / "vgg" / VGG16_HUB.local_filename)
+    write_comfy_loss_models(base, depth_seed=2)
     with offline_server(base) as server:
         yield server
 

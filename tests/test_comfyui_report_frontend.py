@@ -15,13 +15,11 @@ import pytest
 import torch
 from PIL import Image
 
-from depthstyle.depthstyle_core.depth import DEPTH_MODELS
 from depthstyle.depthstyle_core.models.transformer_net import TransformerNet
-from depthstyle.depthstyle_core.models.vgg import VGG16_HUB
 from depthstyle.depthstyle_core.style_model import save_style_model
 
 from .comfyui_server import ComfyUIServer, offline_server, pack_base, skip_unless_comfyui
-from .factories import write_depth_checkpoint, write_vgg_checkpoint
+from .factories import write_comfy_loss_models
 from .style_helpers import textured_images
 
 pytestmark = pytest.mark.integration
@@ -37,9 +35,7 @@ def comfy(tmp_path_factory) -> ComfyUIServer:
     base = pack_base(tmp_path_factory, "comfy_report_frontend")
     photo = textured_images(1, 61, 97, seed=1)[0].permute(1, 2, 0).numpy()
     Image.fromarray((photo * 255).round().astype("uint8")).save(base / "input" / "example.png")
-    models = base / "models" / "depthstyle"
-    write_depth_checkpoint(models / "depth" / DEPTH_MODELS["small"].hub_file.local_filename, seed=1)
-    write_vgg_checkpoint(models / "vgg" / VGG16_HUB.local_filename)
+    models = write_comfy_loss_models(base, depth_seed=1)
     torch.manual_seed(0)
     save_style_model(models / "styles" / "my_style.safetensors", TransformerNet().eval())
     with offline_server(base) as server:

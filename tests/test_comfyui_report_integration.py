@@ -16,9 +16,7 @@ import pytest
 import torch
 from PIL import Image
 
-from depthstyle.depthstyle_core.depth import DEPTH_MODELS
 from depthstyle.depthstyle_core.models.transformer_net import TransformerNet
-from depthstyle.depthstyle_core.models.vgg import VGG16_HUB
 from depthstyle.depthstyle_core.report.metrics import METRIC_NAMES
 from depthstyle.depthstyle_core.style_model import save_style_model
 
@@ -31,7 +29,7 @@ from .comfyui_server import (
     skip_unless_comfyui,
     ui_to_api,
 )
-from .factories import picture, write_depth_checkpoint, write_vgg_checkpoint
+from .factories import picture, write_comfy_loss_models
 
 pytestmark = pytest.mark.integration
 skip_unless_comfyui(__name__)
@@ -46,9 +44,7 @@ def comfy(tmp_path_factory) -> ComfyUIServer:
     base = pack_base(tmp_path_factory, "comfy_report_base")
     picture(*PHOTO_SIZE, seed=1).save(base / "input" / "example.png")
     picture(40, 40, seed=2).save(base / "input" / "style.png")
-    models = base / "models" / "depthstyle"
-    write_depth_checkpoint(models / "depth" / DEPTH_MODELS["small"].hub_file.local_filename, seed=1)
-    write_vgg_checkpoint(models / "vgg" / VGG16_HUB.local_filename)
+    models = write_comfy_loss_models(base, depth_seed=1)
     torch.manual_seed(0)
     save_style_model(models / "styles" / "my_style.safetensors", TransformerNet().eval())
     with offline_server(base) as server:

@@ -23,9 +23,7 @@ import pytest
 import torch
 from PIL import Image
 
-from depthstyle.depthstyle_core.depth import DEPTH_MODELS
 from depthstyle.depthstyle_core.models.transformer_net import TransformerNet
-from depthstyle.depthstyle_core.models.vgg import VGG16_HUB
 from depthstyle.depthstyle_core.style_model import load_style_model, save_style_model
 from depthstyle.nodes.model_choices import HUB_STYLE_CHOICE
 from depthstyle.trainers.run.loss_log import LossLog
@@ -43,7 +41,7 @@ from .comfyui_server import (
     skip_unless_comfyui,
     ui_to_api,
 )
-from .factories import picture, write_depth_checkpoint, write_vgg_checkpoint
+from .factories import picture, write_comfy_loss_models
 from .fake_hub import SHA, prefill_cache
 
 pytestmark = pytest.mark.integration
@@ -69,9 +67,7 @@ def comfy(tmp_path_factory) -> ComfyUIServer:
         path.parent.mkdir(parents=True, exist_ok=True)
         picture(*size, seed=10 + index).save(path)
     (base / "input" / "empty_folder").mkdir()
-    models = base / "models" / "depthstyle"
-    write_depth_checkpoint(models / "depth" / DEPTH_MODELS["small"].hub_file.local_filename, seed=1)
-    write_vgg_checkpoint(models / "vgg" / VGG16_HUB.local_filename)
+    models = write_comfy_loss_models(base, depth_seed=1)
     save_style_model(models / "styles" / PRESET, TransformerNet().eval())
     (models / "styles" / "preset.state.safetensors").write_bytes(b"a resume file: never listed as a model")
     with offline_server(base, extra_args=("--force-fp32",)) as server:
