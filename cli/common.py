@@ -177,8 +177,10 @@ class InputReader(Generic[Item, Loaded]):
         return EXIT_SKIPPED
 
 
-def same_size_frames(loaded: list[tuple[Path, torch.Tensor]]) -> tuple[list[Path], torch.Tensor]:
-    """The frames as one batch; frames of different sizes cannot share statistics."""
+def same_size_frames(
+    loaded: list[tuple[Path, torch.Tensor]], mode: str = "shared"
+) -> tuple[list[Path], torch.Tensor]:
+    """The frames as one batch; frames of different sizes cannot share statistics (``--frames mode``)."""
     import torch
 
     from ..depthstyle_core.errors import InputImageError
@@ -189,7 +191,7 @@ def same_size_frames(loaded: list[tuple[Path, torch.Tensor]]) -> tuple[list[Path
     for path, image in loaded[1:]:
         if image.shape != first.shape:
             raise InputImageError(
-                f"--frames shared needs frames of one size: {first_path} is "
+                f"--frames {mode} needs frames of one size: {first_path} is "
                 f"{first.shape[-1]}x{first.shape[-2]} but {path} is {image.shape[-1]}x{image.shape[-2]}"
             )
     return [path for path, _ in loaded], torch.cat([image for _, image in loaded])

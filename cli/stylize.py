@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .common import (
     EXIT_ERROR,
+    EXIT_OK,
     InputReader,
     find_images,
     fraction,
@@ -17,6 +20,15 @@ from .common import (
 )
 from .masks import add_mask_arguments, mask_for
 from .stylize_any import add_any_style_arguments, stylize_any_command, unused_any_style_options
+from .stylize_video import resolve_frames, split_videos, stylize_videos, video_outputs
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..depthstyle_core.models.transformer_net import TransformerNet
+    from ..depthstyle_core.video.stylize_file import Painter
+
+POOLED = ("shared", "flow")
 
 
 def _stylize_command(args: argparse.Namespace) -> int:
@@ -32,36 +44,73 @@ def _stylize_command(args: argparse.Namespace) -> int:
 def _stylize_trained(args: argparse.Namespace) -> int:
     import torch
 
-    from ..depthstyle_core.images import load_image, save_image
     from ..depthstyle_core.style_model import load_style_model
-    from ..depthstyle_core.stylize import stylize
 
-    images = find_images(args.images)
-    names = output_stems(images)
-    out_dir = output_folder(args.output)
-    reader = InputReader("stylize", images, load_image)
+    videos, stills = split_videos(find_images(args.images))
+    resolve_frames(args, videos)
+    outputs = video_outputs(args.output, videos, stills) if videos else {}
+    out_dir = output_folder(args.output) if stills else None
     net, _ = load_style_model(args.model, model_dirs=[args.models_dir / "styles"])
     net.to(args.device)
     settings = {
         "strength": args.strength,
         "preserve_color": args.preserve_color,
         "scale": args.scale,
-        "frames": args.frames,
         "tile_size": args.tile,
         "precision": args.precision,
     }
     with torch.inference_mode():
-        if args.frames == "shared":
-            paths, frames = same_size_frames(list(reader))
-            mask = mask_for(args, frames, normalization="per_batch")
-            styled = stylize(net, frames, mask=mask, **settings)
-            for path, image in zip(paths, styled, strict=True):
-                reader.done(path, save_image(image, out_dir / f"{names[path]}_styled.png"))
-        else:
-            for path, image in reader:
-                styled = stylize(net, image, mask=mask_for(args, image), **settings)
-                reader.done(path, save_image(styled, out_dir / f"{names[path]}_styled.png"))
+        if videos:
+            status = stylize_videos(args, outputs, lambda sample: _clip_painter(args, net, sample, settings))
+            if status != EXIT_OK or not stills:
+                return status
+        return _stylize_stills(args, net, stills, out_dir, settings)
+
+
+def _stylize_stills(
+    args: argparse.Namespace,
+    net: TransformerNet,
+    images: list[Path],
+    out_dir: Path,
+    settings: dict[str, object],
+) -> int:
+    """Images, each on its own or (``--frames shared``/``flow``) as the frames of one clip."""
+    from ..depthstyle_core.images import load_image, save_image
+    from ..depthstyle_core.stylize import stylize
+
+    names = output_stems(images)
+    reader = InputReader("stylize", images, load_image)
+    if args.frames in POOLED:
+        paths, frames = same_size_frames(list(reader), args.frames)
+        mask = mask_for(args, frames, normalization="per_batch")
+        styled = stylize(net, frames, mask=mask, frames=args.frames, **settings)
+        for path, image in zip(paths, styled, strict=True):
+            reader.done(path, save_image(image, out_dir / f"{names[path]}_styled.png"))
+    else:
+        for path, image in reader:
+            styled = stylize(net, image, mask=mask_for(args, image), frames=args.frames, **settings)
+            reader.done(path, save_image(styled, out_dir / f"{names[path]}_styled.png"))
     return reader.exit_status()
+
+
+def _clip_painter(
+    args: argparse.Namespace, net: TransformerNet, sample: torch.Tensor, settings: dict
+) -> Painter:
+    """Paints a clip's frames with the trained style, with the look measured on ``sample`` when the
+    frames share one."""
+    from ..depthstyle_core.stylize import clip_look, stylize
+
+    pooled = args.frames in POOLED
+    look = None
+    if pooled:
+        look = clip_look(net, sample, scale=args.scale, tile_size=args.tile, precision=args.precision)
+
+    def paint(frames: torch.Tensor) -> tuple[torch.Tensor, None]:
+        mask = mask_for(args, frames, normalization="per_batch")
+        mode = "shared" if pooled else "independent"
+        return stylize(net, frames, mask=mask, frames=mode, look=look, **settings), None
+
+    return paint
 
 
 def _scale(text: str) -> float:
@@ -84,7 +133,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="Stylise each image at its full resolution: with any painting in one pass of the "
         "built-in network (--style; no download, depth-aware), or with a trained style model (--model).",
     )
-    parser.add_argument("images", nargs="+", help="image files or folders")
+    parser.add_argument(
+        "images", nargs="+", help="image files or folders, or video files (.mp4, .mov, .mkv, .webm, ...)"
+    )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument(
         "--style",
@@ -93,7 +144,12 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         help="any painting(s): the built-in network paints with them at once; several are blended",
     )
     source.add_argument("--model", help="a trained style model: a .safetensors path or a file in styles/")
-    parser.add_argument("-o", "--output", required=True, help="output folder")
+    parser.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output folder (a clip becomes CLIP_styled.mp4 in it), or the file name for one video",
+    )
     parser.add_argument(
         "--strength", type=fraction, default=1.0, help="0 keeps the photo, 1 is the full style (default 1)"
     )
@@ -109,10 +165,11 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--frames",
-        choices=("independent", "shared"),
-        default="independent",
-        help="shared: the images are frames of one video (all the same size, loaded together) and share "
-        "one look, without flicker (default independent)",
+        choices=("independent", "shared", "flow"),
+        default=None,
+        help="shared: the images are frames of one video (all the same size, in order) and share one look. "
+        "flow: the same, and the texture is held still on moving things along the optical flow (needs "
+        "OpenCV). Default: flow for video files, independent for images",
     )
     parser.add_argument(
         "--tile", type=int, default=0, help="tile size in pixels for huge images (default 0: whole image)"

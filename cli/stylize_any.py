@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from ..depthstyle_core.any_style import DEFAULT_DEPTH_PRESERVE, DEFAULT_STYLE_SIZE
 from .common import (
     EXIT_ERROR,
+    EXIT_OK,
     InputReader,
     find_images,
     fraction,
@@ -24,11 +25,15 @@ from .common import (
 )
 from .depth_maps import depth_of, paired_depth_maps
 from .masks import depth_model_for, mask_for, pixels
+from .stylize_video import resolve_frames, split_videos, stylize_videos, video_outputs
 
 if TYPE_CHECKING:
     import torch
 
+    from ..depthstyle_core.any_style.stylize import ClipLook
     from ..depthstyle_core.depth import DepthEstimator
+    from ..depthstyle_core.models.microast import StyleSignals
+    from ..depthstyle_core.video.stylize_file import Painter
 
 ANY_STYLE_ONLY = {
     "style_weights": "--style-weights",
@@ -87,8 +92,8 @@ def stylize_any_command(args: argparse.Namespace) -> int:
     import torch
 
     from ..depthstyle_core.any_style.model_file import load_any_style_model
-    from ..depthstyle_core.depth import estimate_depth
-    from ..depthstyle_core.images import load_image, save_image
+    from ..depthstyle_core.any_style.stylize import style_signals
+    from ..depthstyle_core.images import load_image
 
     if args.scale != 1.0:
         print("depthstyle stylize: error: --scale works with --model only", file=sys.stderr)
@@ -100,60 +105,145 @@ def stylize_any_command(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_ERROR
-    images = find_images(args.images)
-    names = output_stems(images)
-    out_dir = output_folder(args.output)
-    reader = InputReader("stylize", images, load_image)
+    videos, stills = split_videos(find_images(args.images))
+    resolve_frames(args, videos)
+    if videos and args.depth_map is not None:
+        print(
+            "depthstyle stylize: error: --depth-map pairs depth images with image files; for a video file "
+            "leave it out (the depth model sees every frame)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    outputs = video_outputs(args.output, videos, stills) if videos else {}
+    out_dir = output_folder(args.output) if stills else None
     paintings = [load_image(path) for path in args.style]
-    maps = None if args.depth_map is None else paired_depth_maps(args.depth_map, images)
+    maps = None if args.depth_map is None else paired_depth_maps(args.depth_map, stills)
     model = load_any_style_model(args.any_model, args.device, model_dirs=[args.models_dir / "any_style"])
     estimator = None if maps is not None else _depth_estimator(args)
-
-    def depth(paths: list[Path], frames: torch.Tensor, normalization: str) -> torch.Tensor | None:
-        if maps is not None:
-            return depth_of(maps, paths, frames, normalization)
-        return None if estimator is None else estimate_depth(estimator, frames, normalization=normalization)
-
+    size = DEFAULT_STYLE_SIZE if args.style_size is None else args.style_size
     with torch.inference_mode():
-        if args.frames == "shared":
-            paths, frames = same_size_frames(list(reader))
-            styled = _stylize(args, model, frames, paintings, depth(paths, frames, "per_batch"), "per_batch")
-            for path, image in zip(paths, styled, strict=True):
-                reader.done(path, save_image(image, out_dir / f"{names[path]}_styled.png"))
-        else:
-            for path, image in reader:
-                styled = _stylize(
-                    args, model, image, paintings, depth([path], image, "per_image"), "per_image"
-                )
-                reader.done(path, save_image(styled, out_dir / f"{names[path]}_styled.png"))
+        style = style_signals(model, paintings, style_weights=args.style_weights, style_size=size)
+        if videos:
+            status = stylize_videos(
+                args, outputs, lambda sample: _clip_painter(args, model, style, estimator, sample)
+            )
+            if status != EXIT_OK or not stills:
+                return status
+        return _stylize_stills(args, model, style, stills, out_dir, Depth(maps, estimator))
+
+
+class Depth:
+    """Depth for a list of photos: from the maps given with ``--depth-map``, else from the depth model,
+    else none."""
+
+    def __init__(self, maps: object, estimator: DepthEstimator | None) -> None:
+        self.maps, self.estimator = maps, estimator
+
+    def __call__(self, paths: list[Path], frames: torch.Tensor, normalization: str) -> torch.Tensor | None:
+        from ..depthstyle_core.depth import estimate_depth
+
+        if self.maps is not None:
+            return depth_of(self.maps, paths, frames, normalization)
+        if self.estimator is None:
+            return None
+        return estimate_depth(self.estimator, frames, normalization=normalization)
+
+
+def _stylize_stills(
+    args: argparse.Namespace,
+    model: torch.nn.Module,
+    style: StyleSignals,
+    images: list[Path],
+    out_dir: Path,
+    depth: Depth,
+) -> int:
+    """Photos, each on its own or (``--frames shared``/``flow``) as the frames of one clip."""
+    from ..depthstyle_core.images import load_image, save_image
+
+    names = output_stems(images)
+    reader = InputReader("stylize", images, load_image)
+    if args.frames in ("shared", "flow"):
+        paths, frames = same_size_frames(list(reader), args.frames)
+        maps = depth(paths, frames, "per_batch")
+        styled = _stylize(args, model, frames, style, maps, "per_batch", args.frames)
+        for path, image in zip(paths, styled, strict=True):
+            reader.done(path, save_image(image, out_dir / f"{names[path]}_styled.png"))
+    else:
+        for path, image in reader:
+            maps = depth([path], image, "per_image")
+            styled = _stylize(args, model, image, style, maps, "per_image", "independent")
+            reader.done(path, save_image(styled, out_dir / f"{names[path]}_styled.png"))
     return reader.exit_status()
+
+
+def _clip_painter(
+    args: argparse.Namespace,
+    model: torch.nn.Module,
+    style: StyleSignals,
+    estimator: DepthEstimator | None,
+    sample: torch.Tensor,
+) -> Painter:
+    """Paints a clip's frames, with the look measured on ``sample`` when they share one; each part's
+    depth maps (normalised over the part) go along for the flow's occlusion test."""
+    from ..depthstyle_core.any_style.stylize import clip_look
+    from ..depthstyle_core.depth import estimate_depth
+
+    def depth(frames: torch.Tensor) -> torch.Tensor | None:
+        return None if estimator is None else estimate_depth(estimator, frames, normalization="per_batch")
+
+    pooled = args.frames in ("shared", "flow")
+    look = None
+    if pooled:
+        sample_depth = depth(sample)
+        look = clip_look(
+            model,
+            sample,
+            style,
+            strength=args.strength,
+            mask=mask_for(args, sample, normalization="per_batch", depth=sample_depth),
+            depth=sample_depth,
+            depth_preserve=_depth_preserve(args) if sample_depth is not None else 0.0,
+            style_size=DEFAULT_STYLE_SIZE if args.style_size is None else args.style_size,
+            tile=args.tile,
+            precision=args.precision,
+            device=args.device,
+        )
+
+    def paint(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        maps = depth(frames)
+        mode = "shared" if pooled else "independent"
+        return _stylize(args, model, frames, style, maps, "per_batch", mode, look), maps
+
+    return paint
 
 
 def _stylize(
     args: argparse.Namespace,
     model: torch.nn.Module,
     images: torch.Tensor,
-    paintings: list[torch.Tensor],
+    style: StyleSignals,
     depth: torch.Tensor | None,
     normalization: str,
+    frames: str,
+    look: ClipLook | None = None,
 ) -> torch.Tensor:
     from ..depthstyle_core.any_style.stylize import stylize_any
 
     return stylize_any(
         model,
         images,
-        paintings,
+        style,
         strength=args.strength,
         mask=mask_for(args, images, normalization=normalization, depth=depth),
         depth=depth,
         depth_preserve=_depth_preserve(args) if depth is not None else 0.0,
         style_size=DEFAULT_STYLE_SIZE if args.style_size is None else args.style_size,
-        style_weights=args.style_weights,
         preserve_color=args.preserve_color,
-        frames=args.frames,
+        frames=frames,
         tile=args.tile,
         precision=args.precision,
         device=args.device,
+        look=look,
     )
 
 

@@ -12,12 +12,15 @@ Video (``frames="shared"``): every frame is normalised with instance-norm statis
 whole batch instead of its own, so the same content gets the same look in every frame (no flicker).
 The result does not depend on ``chunk_size`` or tiling. A batch larger than ``chunk_size`` costs about
 one extra pass (the statistics are gathered first). Batch-norm networks have no per-image statistics:
-both modes are the same for them.
+both modes are the same for them. ``frames="flow"`` does the same and then holds the texture still on
+moving things along the optical flow (:mod:`.video.hold`). A clip streamed in parts keeps one look
+with statistics measured once on frames spread over it (:func:`clip_look`, then ``look=``).
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +31,7 @@ from .errors import SettingsError
 from .images import to_rgb
 from .masks import apply_strength, fit_mask
 from .models.padding import STRIDE
-from .models.transformer_net import TransformerNet
+from .models.transformer_net import NormStats, TransformerNet
 from .tiling import (
     DEFAULT_OVERLAP,
     MIN_TILE_MARGIN,
@@ -42,9 +45,11 @@ from .tiling import (
     shared_norm_stats,
     stylize_chunk,
 )
+from .video.hold import hold_still
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
-FRAMES = ("independent", "shared")
+FRAMES = ("independent", "shared", "flow")
+POOLED_FRAMES = ("shared", "flow")
 MAX_SCALE = 4.0
 LUMA = (0.299, 0.587, 0.114)  # BT.601
 
@@ -55,6 +60,7 @@ __all__ = [
     "MIN_TILE_MARGIN",
     "PRECISIONS",
     "blend_with_content",
+    "clip_look",
     "long_side_size",
     "luminance",
     "resize_images",
@@ -80,6 +86,7 @@ def stylize(
     device: torch.device | str | None = None,
     on_progress: ProgressCallback | None = None,
     should_stop: StopCallback | None = None,
+    look: NormStats | None = None,
 ) -> Tensor:
     """Stylise ``[B,C,H,W]`` 0..1 images (C = 1..4) -> ``[B,3,H,W]`` float32 0..1 on the input's device.
 
@@ -88,7 +95,10 @@ def stylize(
     :func:`.masks.fit_mask`) makes it per pixel, ``strength x mask``. ``preserve_color`` keeps the
     content's chroma and takes only the luminance from the style. ``scale`` sets the brush size: the
     network sees the image resized by ``scale`` (0.5: strokes twice as large), the result has the input's
-    size. ``frames`` "shared" normalises every image with statistics pooled over the batch (video).
+    size. ``frames`` "shared" normalises every image with statistics pooled over the batch (video);
+    "flow" also holds the result still along the optical flow between the images, taken as consecutive
+    frames. ``look`` (from :func:`clip_look`) gives those pooled statistics instead, for a clip stylised
+    in parts.
     ``tile_size`` 0 runs whole images and tiles only after an out-of-memory error (tile sizes are in
     pixels of the resized image); ``tile_overlap`` is rounded up to a multiple of 8. ``precision``
     fp16/bf16 applies on CUDA only (fp32 elsewhere). ``device`` defaults to the network's; the caller's
@@ -108,7 +118,7 @@ def stylize(
         net if same_device(next(net.parameters()).device, run_device) else copy.deepcopy(net).to(run_device)
     )
     work_size = scaled_size(height, width, scale)
-    pool = frames == "shared" and bool(model.norm_layers())
+    pool = frames in POOLED_FRAMES and bool(model.norm_layers())
 
     def network_input(start: int) -> Tensor:
         return resize_images(content[start : start + chunk_size].to(run_device), work_size)
@@ -120,8 +130,9 @@ def stylize(
             runner = Runner(model, dtype)
             plan = TilePlan(tile_size // STRIDE * STRIDE, round_up(tile_overlap, OVERLAP_MULTIPLE))
             progress = Progress(batch, on_progress, should_stop)
-            stats = None
-            if pool and batch > chunk_size:  # one chunk is the whole batch: it pools over itself
+            stats = look if pool else None
+            # one chunk that is the whole batch pools over itself
+            if pool and stats is None and batch > chunk_size:
                 starts = range(0, batch, chunk_size)
                 stats = shared_norm_stats(
                     runner, lambda: map(network_input, starts), batch, work_size, plan, progress
@@ -138,7 +149,54 @@ def stylize(
                     chunk, styled, strength=strength, preserve_color=preserve_color, mask=part
                 ).to(out.device)
                 progress.chunk_done(out[start].cpu())
-            return out
+    finally:
+        model.train(was_training)
+    if frames == "flow":
+        out = hold_still(content, out, should_stop=progress.should_stop)
+    return out
+
+
+def clip_look(
+    net: TransformerNet,
+    sample: Tensor,
+    *,
+    scale: float = 1.0,
+    tile_size: int = 0,
+    tile_overlap: int = DEFAULT_OVERLAP,
+    chunk_size: int = 4,
+    precision: str = "fp32",
+    device: torch.device | str | None = None,
+) -> NormStats | None:
+    """The statistics ``frames="shared"`` pools over a batch, measured on ``sample`` (frames spread
+    over a clip, ``[B,C,H,W]``), for :func:`stylize`'s ``look``; None for a network without per-image
+    statistics."""
+    _validate(1.0, scale, "shared", tile_size, tile_overlap, chunk_size, precision)
+    content = to_rgb(sample).float()
+    run_device = torch.device(device) if device is not None else next(net.parameters()).device
+    dtype = PRECISIONS[precision] if run_device.type == "cuda" else torch.float32
+    model = (
+        net if same_device(next(net.parameters()).device, run_device) else copy.deepcopy(net).to(run_device)
+    )
+    if not model.norm_layers():
+        return None
+    work_size = scaled_size(*content.shape[-2:], scale)
+
+    def chunks() -> Iterator[Tensor]:
+        for start in range(0, content.shape[0], chunk_size):
+            yield resize_images(content[start : start + chunk_size].to(run_device), work_size)
+
+    was_training = model.training
+    model.train(False)
+    try:
+        with torch.no_grad():
+            return shared_norm_stats(
+                Runner(model, dtype),
+                chunks,
+                content.shape[0],
+                work_size,
+                TilePlan(tile_size // STRIDE * STRIDE, round_up(tile_overlap, OVERLAP_MULTIPLE)),
+                Progress(content.shape[0], None, None),
+            )
     finally:
         model.train(was_training)
 

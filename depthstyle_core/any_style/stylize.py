@@ -4,13 +4,16 @@ The painting (or a blend of several) is turned into the decoder's signals once; 
 one pass. Strength, masks and depth act through the signals and a final pixel blend (:mod:`.strength`).
 Huge photos are tiled and video frames share statistics exactly as with a trained style network
 (:mod:`..tiling`, :mod:`.styled_pass`): tiled equals whole, and ``frames="shared"`` pools the content
-statistics at both AdaIN points over the whole batch, so a clip does not flicker.
+statistics at both AdaIN points over the whole batch, so a clip does not flicker; ``frames="flow"`` also
+holds the texture still along the optical flow (:mod:`..video.hold`). A clip painted in parts keeps one
+look with :func:`clip_look` (statistics measured once on frames spread over it) passed as ``look``.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -20,7 +23,7 @@ from ..errors import InputImageError, SettingsError
 from ..images import to_rgb
 from ..models.microast import MicroAST, StyleSignals
 from ..models.padding import STRIDE
-from ..stylize import FRAMES, PRECISIONS, blend_with_content, long_side_size, resize_images
+from ..stylize import FRAMES, POOLED_FRAMES, PRECISIONS, blend_with_content, long_side_size, resize_images
 from ..tiling import (
     DEFAULT_OVERLAP,
     SMALLEST_TILE,
@@ -32,12 +35,23 @@ from ..tiling import (
     shared_norm_stats,
     stylize_chunk,
 )
+from ..video.hold import hold_still
 from . import DEFAULT_STYLE_SIZE
 from .strength import check_fraction, pixel_amount, signal_amount, strength_map
-from .styled_pass import StyledPass
+from .styled_pass import Stats, StyledPass
 
 Paintings = Tensor | Sequence[Tensor]
 """One painting ``[1,C,h,w]`` (or ``[C,h,w]``), a batch ``[N,C,h,w]``, or a list of paintings of any sizes."""
+
+
+@dataclass(frozen=True)
+class ClipLook:
+    """One look for every part of a clip: what ``frames="shared"`` pools over a batch (the statistics at
+    both AdaIN points and, for partial strength, the photos' own signals), measured on frames spread
+    over the clip by :func:`clip_look`."""
+
+    stats: Stats
+    own: StyleSignals | None
 
 
 def stylize_any(
@@ -59,6 +73,7 @@ def stylize_any(
     device: torch.device | str | None = None,
     on_progress: ProgressCallback | None = None,
     should_stop: StopCallback | None = None,
+    look: ClipLook | None = None,
 ) -> Tensor:
     """Paint ``[B,C,H,W]`` 0..1 photos (C = 1..4) in the style of ``style`` -> ``[B,3,H,W]`` float32 0..1
     at the photos' exact size, on the photos' device.
@@ -73,11 +88,107 @@ def stylize_any(
     the photo exactly) and ``depth`` (``[B,1,H,W]`` normalised, near = 1) with ``depth_preserve`` (how
     much of the photo the nearest things keep) make a per-pixel strength, see :mod:`.strength`.
     ``preserve_color`` keeps the photo's colours. ``frames="shared"``: the batch is a video, one look
-    for every frame. ``tile`` > 0 runs tiles of that side (same result, bounded memory); 0 runs whole
+    for every frame; ``"flow"``: the same, held still along the optical flow (depth, when given, also
+    decides what is hidden as things move). ``look`` (from :func:`clip_look`, made with the same
+    settings) is the pooled look of a whole clip this batch is a part of. ``tile`` > 0 runs tiles of
+    that side (same result, bounded memory); 0 runs whole
     images and tiles only after a CUDA out-of-memory error. ``precision`` fp16/bf16 applies on CUDA
     only. ``on_progress(done, total, preview)`` and ``should_stop()`` work as in
     :func:`..stylize.stylize`.
     """
+    job = _prepare(
+        model,
+        photo,
+        style,
+        strength,
+        mask,
+        depth,
+        depth_preserve,
+        style_size,
+        style_weights,
+        frames,
+        tile,
+        chunk_size,
+        precision,
+        device,
+        look,
+    )
+    if job is None:
+        return _checked_photos(photo).clone()
+    progress = Progress(job.content.shape[0], on_progress, should_stop)
+    try:
+        out = job.run(progress, frames in POOLED_FRAMES, preserve_color, look)
+    finally:
+        job.net.train(job.was_training)
+    if frames == "flow":
+        out = hold_still(job.content, out, _depth_plane(depth), should_stop=should_stop)
+    return out
+
+
+def clip_look(
+    model: MicroAST,
+    sample: Tensor,
+    style: Paintings | StyleSignals,
+    *,
+    strength: float = 1.0,
+    mask: Tensor | None = None,
+    depth: Tensor | None = None,
+    depth_preserve: float = 0.0,
+    style_size: int = DEFAULT_STYLE_SIZE,
+    style_weights: Sequence[float] | None = None,
+    tile: int = 0,
+    chunk_size: int = 4,
+    precision: str = "fp32",
+    device: torch.device | str | None = None,
+) -> ClipLook | None:
+    """The look ``frames="shared"`` pools over a batch, measured on ``sample`` (frames spread over a
+    clip, with their masks and depth) for :func:`stylize_any`'s ``look`` with the same settings; None
+    when those settings leave the photos unchanged (strength 0, an empty mask)."""
+    job = _prepare(
+        model,
+        sample,
+        style,
+        strength,
+        mask,
+        depth,
+        depth_preserve,
+        style_size,
+        style_weights,
+        "shared",
+        tile,
+        chunk_size,
+        precision,
+        device,
+        None,
+    )
+    if job is None:
+        return None
+    try:
+        with torch.no_grad():
+            return ClipLook(job.pooled_stats(Progress(job.content.shape[0], None, None)), job.own)
+    finally:
+        job.net.train(job.was_training)
+
+
+def _prepare(
+    model: MicroAST,
+    photo: Tensor,
+    style: Paintings | StyleSignals,
+    strength: float,
+    mask: Tensor | None,
+    depth: Tensor | None,
+    depth_preserve: float,
+    style_size: int,
+    style_weights: Sequence[float] | None,
+    frames: str,
+    tile: int,
+    chunk_size: int,
+    precision: str,
+    device: torch.device | str | None,
+    look: ClipLook | None,
+) -> _Job | None:
+    """Everything a pass over ``photo`` needs, with the network in eval mode (the caller restores
+    ``job.was_training``); None when the settings leave the photos as they are."""
     _validate(strength, depth_preserve, style_size, frames, tile, chunk_size, precision)
     content = _checked_photos(photo)
     batch, _, height, width = content.shape
@@ -85,25 +196,26 @@ def stylize_any(
         strength, batch, height, width, mask=mask, depth=_depth_plane(depth), depth_preserve=depth_preserve
     )
     if strength == 0 or (amount is not None and not bool(amount.any())):
-        return content.clone()
+        return None
     run_device = torch.device(device) if device is not None else next(model.parameters()).device
     net = runnable(model, run_device)
     dtype = PRECISIONS[precision] if run_device.type == "cuda" else torch.float32
-    shared = frames == "shared"
     was_training = net.training
     net.train(False)
-    try:
-        with torch.no_grad():
-            painting = style_signals(net, style, style_weights=style_weights, style_size=style_size)
-            own = None
-            if amount is not None or strength < 1:
+    with torch.no_grad():
+        painting = style_signals(net, style, style_weights=style_weights, style_size=style_size)
+        own = None
+        if amount is not None or strength < 1:
+            if look is not None:
+                own = look.own
+            else:
                 own = own_signals(net, content, style_size or DEFAULT_STYLE_SIZE, run_device, chunk_size)
-                own = own.map(lambda t: t.mean(dim=0, keepdim=True)) if shared else own
-            job = _Job(net, content, amount, painting, own, strength, chunk_size, run_device)
-            plan = TilePlan(tile // STRIDE * STRIDE, DEFAULT_OVERLAP)
-            return job.run(plan, Progress(batch, on_progress, should_stop), shared, dtype, preserve_color)
-    finally:
-        net.train(was_training)
+                pooled = frames in POOLED_FRAMES
+                own = own.map(lambda t: t.mean(dim=0, keepdim=True)) if pooled else own
+    plan = TilePlan(tile // STRIDE * STRIDE, DEFAULT_OVERLAP)
+    return _Job(
+        net, content, amount, painting, own, strength, chunk_size, run_device, plan, dtype, was_training
+    )
 
 
 def runnable(model: MicroAST, device: torch.device) -> MicroAST:
@@ -131,34 +243,41 @@ class _Job:
         strength: float,
         chunk_size: int,
         device: torch.device,
+        plan: TilePlan,
+        dtype: torch.dtype,
+        was_training: bool,
     ) -> None:
         self.net, self.content, self.amount = net, content, amount
+        self.plan, self.dtype, self.was_training = plan, dtype, was_training
         self.painting, self.own, self.strength = painting, own, strength
         self.chunk_size, self.device = chunk_size, device
         self.uniform = None if amount is not None or own is None else float(signal_amount(strength))
 
-    def run(
-        self, plan: TilePlan, progress: Progress, shared: bool, dtype: torch.dtype, preserve_color: bool
-    ) -> Tensor:
-        """Every chunk through the network (whole or in tiles), with statistics shared over the batch
-        first when ``shared``, blended back with the photos."""
+    def pooled_stats(self, progress: Progress) -> Stats:
+        """The statistics at both AdaIN points pooled over every photo."""
         batch, _, height, width = self.content.shape
-        starts = range(0, batch, self.chunk_size)
-        stats = None
-        if shared and batch > self.chunk_size:  # one chunk is the whole batch: it pools over itself
-            runner = Runner(self.network_pass(0, shared), dtype)
-            inputs = lambda: map(self.network_input, starts)  # noqa: E731
-            stats = shared_norm_stats(runner, inputs, batch, (height, width), plan, progress)
-        out = torch.empty_like(self.content)
-        for start in starts:
-            progress.check_stop()
-            x = self.network_input(start)
-            runner = Runner(self.network_pass(start, shared), dtype)
-            styled = stylize_chunk(runner, x, plan, progress, pool=shared, stats=stats).clamp_(0, 1)
-            end = start + x.shape[0]
-            out[start:end] = self.blend(start, end, styled, preserve_color).to(out.device)
-            progress.chunk_done(out[start].cpu())
-        return out
+        runner = Runner(self.network_pass(0, True), self.dtype)
+        inputs = lambda: map(self.network_input, range(0, batch, self.chunk_size))  # noqa: E731
+        return shared_norm_stats(runner, inputs, batch, (height, width), self.plan, progress)
+
+    def run(self, progress: Progress, shared: bool, preserve_color: bool, look: ClipLook | None) -> Tensor:
+        """Every chunk through the network (whole or in tiles), with statistics shared over the batch
+        first when ``shared`` (or the clip's ``look``), blended back with the photos."""
+        batch = self.content.shape[0]
+        stats = look.stats if shared and look is not None else None
+        with torch.no_grad():
+            if shared and stats is None and batch > self.chunk_size:  # one chunk pools over itself
+                stats = self.pooled_stats(progress)
+            out = torch.empty_like(self.content)
+            for start in range(0, batch, self.chunk_size):
+                progress.check_stop()
+                x = self.network_input(start)
+                runner = Runner(self.network_pass(start, shared), self.dtype)
+                styled = stylize_chunk(runner, x, self.plan, progress, pool=shared, stats=stats).clamp_(0, 1)
+                end = start + x.shape[0]
+                out[start:end] = self.blend(start, end, styled, preserve_color).to(out.device)
+                progress.chunk_done(out[start].cpu())
+            return out
 
     def network_pass(self, start: int, shared: bool) -> StyledPass:
         """The network with the signals of the chunk at ``start`` (pooled own signals for every chunk)."""
