@@ -52,7 +52,9 @@ def clip(video: Path, count: int, long_side: int) -> torch.Tensor:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("video", type=Path)
     parser.add_argument("--style", type=Path, required=True)
     parser.add_argument("--frames", type=int, default=30)
@@ -76,10 +78,14 @@ def main() -> None:
         held = hold_still(frames, stylize_any(model, frames, painting, frames="shared"), settings=settings)
         outputs["flow"] = held
         seconds["flow"] = (time.perf_counter() - start) / len(frames)
-    clips = [frames, *outputs.values()]
+    clips = list(outputs.values())
     flow = DISFlow("medium")
     short = mean_errors(clip_warping_errors(frames, clips, flow=flow))
-    long = mean_errors(clip_warping_errors(frames, clips, gap=LONG_GAP, flow=flow)) if len(frames) > LONG_GAP else ()
+    long = (
+        mean_errors(clip_warping_errors(frames, clips, gap=LONG_GAP, flow=flow))
+        if len(frames) > LONG_GAP
+        else ()
+    )
     base = detail(outputs["shared"])
     rows = {}
     for index, mode in enumerate(outputs, start=1):

@@ -16,6 +16,7 @@ from pathlib import Path
 from .common import EXIT_SKIPPED, expand_images, output_folder, output_stems
 from .report_common import (
     add_report_options,
+    left_out,
     load_report_models,
     report_skipped,
     write_csv,
@@ -83,6 +84,10 @@ def _evaluate_command(args: argparse.Namespace) -> int:
     from ..depthstyle_core.report.figure import draw_structure_figure
     from ..depthstyle_core.report.metrics import METRIC_NAMES, evaluate_structure, mean_metrics
 
+    if args.video:
+        from .evaluate_video import evaluate_video
+
+        return evaluate_video(args)
     pairs, skipped = pair_by_stem(expand_images(args.content), expand_images(args.stylized))
     if not pairs:
         report_skipped("evaluate", skipped)
@@ -92,7 +97,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         )
     out_dir = output_folder(args.output)
     names = output_stems([stylized for _, stylized in pairs])
-    models = load_report_models(args)
+    models = load_report_models(args, depth_optional=True)
     rows = []
     with torch.inference_mode():
         for index, (content_path, stylized_path) in enumerate(pairs, start=1):
@@ -110,16 +115,24 @@ def _evaluate_command(args: argparse.Namespace) -> int:
                 resolution=args.resolution,
                 edge_tolerance=args.edge_tolerance,
             )
-            figure = out_dir / f"{names[stylized_path]}_report.png"
             out_dir.mkdir(parents=True, exist_ok=True)
-            draw_structure_figure(report).save(figure)
+            written = out_dir / "metrics.csv"
+            if report.depth is not None:
+                written = out_dir / f"{names[stylized_path]}_report.png"
+                draw_structure_figure(report).save(written)
             rows.append(
                 {"content": str(content_path), "stylized": str(stylized_path), **report.metrics.as_dict()}
             )
-            print(f"[{index}/{len(pairs)}] {stylized_path} vs {content_path} -> {figure}", file=sys.stderr)
+            print(f"[{index}/{len(pairs)}] {stylized_path} vs {content_path} -> {written}", file=sys.stderr)
     if rows:
         write_csv(out_dir / "metrics.csv", rows, (*PAIR_COLUMNS, *METRIC_NAMES))
-    summary = {"settings": models.settings, "mean": mean_metrics(rows), "pairs": rows, "skipped": skipped}
+    summary = {
+        "settings": models.settings,
+        "mean": mean_metrics(rows),
+        "pairs": rows,
+        "skipped": skipped,
+        "left_out": left_out(models),
+    }
     write_json(out_dir / "summary.json", summary)
     report_skipped("evaluate", skipped)
     print(
@@ -135,10 +148,28 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         description="Compare each stylised image with its photo: depth agreement through one depth network "
         "(scale-and-shift aligned AbsRel and delta<1.25, Spearman rho), edge F1, SSIM, and with --style the "
         "Gram-matrix style distance. Pairs by file stem: x.jpg with x.png, x_styled.png or x_optimized.png. "
-        "Writes metrics.csv, summary.json and a figure per pair. Exit status 3 when files were skipped.",
+        "Writes metrics.csv, summary.json and a figure per pair. Exit status 3 when files were skipped. "
+        "With --video the inputs are the frames of one clip (in name order, or a video file) and the "
+        "warping error (Lai et al. 2018) of the stylised clip and of the input clip is measured too.",
     )
-    parser.add_argument("--content", nargs="+", required=True, help="the photos: image files or folders")
-    parser.add_argument("--stylized", nargs="+", required=True, help="the stylised images: files or folders")
+    parser.add_argument(
+        "--content",
+        nargs="+",
+        required=True,
+        help="the photos: image files or folders (or a video with --video)",
+    )
+    parser.add_argument(
+        "--stylized",
+        nargs="+",
+        required=True,
+        help="the stylised images: files or folders (or a video with --video)",
+    )
+    parser.add_argument(
+        "--video",
+        action="store_true",
+        help="the images are the frames of one clip, in order: also measure the warping error between "
+        "consecutive frames and frames 10 apart (needs OpenCV for the optical flow)",
+    )
     parser.add_argument("-o", "--output", required=True, help="output folder")
     add_report_options(parser)
     parser.set_defaults(run=_evaluate_command)

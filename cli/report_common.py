@@ -28,7 +28,8 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--depth-model",
         default="small",
-        help="depth model for both images: small (default), base, large or a path",
+        help="depth model for both images: small (default), base, large, a path, or none (evaluate: measure "
+        "everything else)",
     )
     parser.add_argument(
         "--resolution", type=int, default=518, help="shorter side the depth network sees (default 518)"
@@ -41,6 +42,9 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+DEPTH_LEFT_OUT = "the depth agreement and the figures are left out"
+
+
 @dataclass
 class ReportModels:
     """The networks and the style image a report needs, and the settings to record."""
@@ -51,25 +55,53 @@ class ReportModels:
     settings: dict[str, Any] = field(default_factory=dict)
 
 
-def load_report_models(args: argparse.Namespace, needs_vgg: bool = False) -> ReportModels:
+def load_report_models(
+    args: argparse.Namespace, needs_vgg: bool = False, depth_optional: bool = False
+) -> ReportModels:
     """The depth model from ``--models-dir``/depth; VGG-16 from ``--models-dir``/vgg only with ``--style``
-    or ``needs_vgg`` (style distances to other paintings)."""
-    from ..depthstyle_core.depth import load_depth_model
+    or ``needs_vgg`` (style distances to other paintings). With ``depth_optional``, ``--depth-model none``
+    or a depth model that cannot be had (offline) leaves depth out, said in one line, instead of failing."""
     from ..depthstyle_core.images import load_image
     from ..depthstyle_core.models.vgg import load_vgg16
 
     style = load_image(args.style) if args.style else None
-    depth = load_depth_model(args.depth_model, model_dirs=[args.models_dir / "depth"], device=args.device)
-    print(f"depth model: {depth.name} (licence {depth.licence})", file=sys.stderr)
+    depth = _depth_model(args, depth_optional)
     wanted = style is not None or needs_vgg
     vgg = load_vgg16(model_dirs=[args.models_dir / "vgg"]).to(args.device) if wanted else None
     settings = {
-        "depth_model": depth.name,
+        "depth_model": depth.name if depth is not None else None,
         "depth_resolution": args.resolution,
         "edge_tolerance_px": args.edge_tolerance,
         "style": str(args.style) if args.style else None,
     }
     return ReportModels(depth=depth, vgg=vgg, style=style, settings=settings)
+
+
+def _depth_model(args: argparse.Namespace, optional: bool) -> Any:
+    from ..depthstyle_core.depth import load_depth_model
+    from ..depthstyle_core.errors import ModelNotAvailableError
+
+    if optional and str(args.depth_model).lower() == "none":
+        print(
+            f"depthstyle {args.command}: no depth model (--depth-model none): {DEPTH_LEFT_OUT}",
+            file=sys.stderr,
+        )
+        return None
+    try:
+        depth = load_depth_model(args.depth_model, model_dirs=[args.models_dir / "depth"], device=args.device)
+    except ModelNotAvailableError as exc:
+        if not optional:
+            raise
+        reason = " ".join(str(exc).split())
+        print(f"depthstyle {args.command}: no depth model, {DEPTH_LEFT_OUT}: {reason}", file=sys.stderr)
+        return None
+    print(f"depth model: {depth.name} (licence {depth.licence})", file=sys.stderr)
+    return depth
+
+
+def left_out(models: ReportModels) -> list[str]:
+    """What the report could not measure, for summary.json."""
+    return ["depth agreement", "figures"] if models.depth is None else []
 
 
 def write_text(path: Path, text: str) -> Path:

@@ -20,7 +20,7 @@ from .common import (
 )
 from .masks import add_mask_arguments, mask_for
 from .stylize_any import add_any_style_arguments, stylize_any_command, unused_any_style_options
-from .stylize_video import resolve_frames, split_videos, stylize_videos, video_outputs
+from .stylize_video import add_video_arguments, resolve_frames, split_videos, stylize_videos, video_outputs
 
 if TYPE_CHECKING:
     import torch
@@ -183,4 +183,5 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     add_any_style_arguments(parser)
     add_mask_arguments(parser)
+    add_video_arguments(parser)
     parser.set_defaults(run=_stylize_command)

@@ -27,6 +27,17 @@ PainterFactory = Callable[["torch.Tensor"], "Painter"]
 """``make(sample)``: the painter for one clip, its look measured on ``sample`` (frames spread over it)."""
 
 
+def add_video_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options for video files."""
+    group = parser.add_argument_group("video files")
+    group.add_argument(
+        "--full-chroma",
+        action="store_true",
+        help="write colour at full resolution (H.264 4:4:4): fine colour texture stays stiller, but "
+        "browsers and QuickTime cannot play such files (default: 4:2:0, plays everywhere)",
+    )
+
+
 def split_videos(paths: Sequence[Path]) -> tuple[list[Path], list[Path]]:
     """The inputs that are video files, and the rest (still images)."""
     from ..depthstyle_core.video.files import is_video
@@ -82,7 +93,14 @@ def stylize_videos(args: argparse.Namespace, outputs: dict[Path, Path], make_pai
         with StopOnSignals() as stop:
             try:
                 result = stylize_video_file(
-                    source, destination, painter, hold=hold, info=info, on_progress=progress, should_stop=stop
+                    source,
+                    destination,
+                    painter,
+                    hold=hold,
+                    info=info,
+                    full_chroma=args.full_chroma,
+                    on_progress=progress,
+                    should_stop=stop,
                 )
             except OperationCancelled as exc:
                 progress.end_line()

@@ -112,5 +112,7 @@ def test_batch_norm_networks_have_no_per_frame_statistics():
 
 
 def test_unknown_frames_mode_is_named(net):
-    with pytest.raises(ValueError, match=r"frames must be one of \('independent', 'shared', 'flow'\), got 'video'"):
+    with pytest.raises(
+        ValueError, match=r"frames must be one of \('independent', 'shared', 'flow'\), got 'video'"
+    ):
         stylize(net, torch.rand(1, 3, 8, 8), frames="video")

@@ -11,6 +11,7 @@ For each (content, stylised) pair:
   the mean squared difference of Gram matrices (divided by C*H*W), the training's style loss.
 
 A stylised image of another size than its content image is resized to it (bilinear, antialiased) first.
+Without a depth network the depth numbers are undefined (None in JSON) and everything else is measured.
 """
 
 from __future__ import annotations
@@ -71,13 +72,14 @@ class StructureMetrics:
 @dataclass(frozen=True)
 class StructureReport:
     """One pair's metrics and what the figure shows: both images ``[3,H,W]``, the content's raw depth
-    ``[H,W]`` and the depth comparison (aligned stylised depth, per-pixel error)."""
+    ``[H,W]`` and the depth comparison (aligned stylised depth, per-pixel error); no depth without a depth
+    network."""
 
     metrics: StructureMetrics
     content: Tensor
     stylized: Tensor
-    content_depth: Tensor
-    depth: DepthAgreement
+    content_depth: Tensor | None
+    depth: DepthAgreement | None
 
 
 def _finite_or_none(value: float | None) -> float | None:
@@ -137,7 +139,7 @@ def _pairs(content: Tensor, stylized: Tensor) -> tuple[Tensor, Tensor]:
 def evaluate_structure(
     content: Tensor,
     stylized: Tensor,
-    depth_model: DepthEstimator,
+    depth_model: DepthEstimator | None,
     *,
     style: Tensor | None = None,
     vgg: VGG16Features | None = None,
@@ -146,7 +148,8 @@ def evaluate_structure(
     should_stop: StopCallback | None = None,
 ) -> list[StructureReport]:
     """The structure report of each stylised image ``[B,C,H,W]`` against its content image (``[B,C,H,W]``,
-    or ``[1,C,H,W]`` for all), 0..1. The style distance is measured when ``style`` is given (needs ``vgg``).
+    or ``[1,C,H,W]`` for all), 0..1. The style distance is measured when ``style`` is given (needs ``vgg``);
+    the depth agreement when there is a ``depth_model``.
 
     ``resolution`` is the depth network's processing size (shorter side). Images need at least 14 pixels
     on each side. ``should_stop()`` returning True raises OperationCancelled.
@@ -160,14 +163,16 @@ def evaluate_structure(
             f"images need at least 14x14 pixels for the structure report, got {width}x{height}"
         )
     with torch.no_grad():
-        depths = estimate_depth(
-            depth_model,
-            torch.cat([content, stylized]),
-            resolution=resolution,
-            normalization="raw",
-            should_stop=should_stop,
-        )[:, 0].double()
-        content_depths, stylized_depths = depths[: content.shape[0]], depths[content.shape[0] :]
+        content_depths = stylized_depths = None
+        if depth_model is not None:
+            depths = estimate_depth(
+                depth_model,
+                torch.cat([content, stylized]),
+                resolution=resolution,
+                normalization="raw",
+                should_stop=should_stop,
+            )[:, 0].double()
+            content_depths, stylized_depths = depths[: content.shape[0]], depths[content.shape[0] :]
         content_luma, stylized_luma = luminance(content), luminance(stylized)
         content_edges, stylized_edges = detect_edges(content_luma), detect_edges(stylized_luma)
         styles = style_distance(vgg, stylized, style) if style is not None else None
@@ -178,21 +183,22 @@ def evaluate_structure(
                 f"the structure report stopped after {index} of {stylized.shape[0]} images"
             )
         source = index if content.shape[0] > 1 else 0
-        depth = depth_agreement(stylized_depths[index], content_depths[source])
+        depth = None
+        if content_depths is not None:
+            depth = depth_agreement(stylized_depths[index], content_depths[source])
         edges = edge_agreement(content_edges[source], stylized_edges[index], edge_tolerance)
         metrics = StructureMetrics(
-            depth_absrel=depth.absrel,
-            depth_delta1=depth.delta1,
-            depth_spearman=depth.spearman,
+            depth_absrel=depth.absrel if depth else math.nan,
+            depth_delta1=depth.delta1 if depth else math.nan,
+            depth_spearman=depth.spearman if depth else math.nan,
             edge_f1=edges.f1,
             edge_precision=edges.precision,
             edge_recall=edges.recall,
             ssim=float(ssim(content_luma[source : source + 1], stylized_luma[index : index + 1])[0]),
             style_distance=None if styles is None else styles[index],
         )
-        reports.append(
-            StructureReport(metrics, content[source], stylized[index], content_depths[source], depth)
-        )
+        content_depth = None if content_depths is None else content_depths[source]
+        reports.append(StructureReport(metrics, content[source], stylized[index], content_depth, depth))
     return reports
 
 

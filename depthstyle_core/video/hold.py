@@ -37,9 +37,9 @@ class HoldSettings:
     """How strongly and how long a clip is held (the defaults were measured on rendered and real
     clips, see bench/results/video.md)."""
 
-    hold: float = 0.9
+    hold: float = 0.95
     """Share of the keyframes in the output where they can be followed (0 = the frames as they are)."""
-    key_interval: int = 24
+    key_interval: int = 32
     """A new keyframe every this many frames, faded in over as many."""
     cut: float = 0.4
     """A frame is a scene cut when less than this share of it can be followed from the frame before."""
@@ -61,21 +61,26 @@ class HoldSettings:
 
 
 class _Keyframe:
-    """One keyframe's picture, where each pixel of the current frame lies in it, and how far that can
-    be trusted (0..1)."""
+    """One keyframe's picture and input frame, where each pixel of the current frame lies in it, and how
+    far that can be trusted (0..1)."""
 
-    def __init__(self, picture: Tensor) -> None:
+    def __init__(self, picture: Tensor, source: Tensor) -> None:
         batch, _, height, width = picture.shape
         self.picture = picture
+        self.source = source
         self.coords = identity_grid(batch, height, width, picture.device).permute(0, 3, 1, 2).contiguous()
         self.trust = torch.ones((batch, 1, height, width), device=picture.device)
         self.age = 0
 
-    def follow(self, step: Tensor, followed: Tensor) -> None:
+    def follow(self, step: Tensor, followed: Tensor, content: Tensor, tolerance: float) -> None:
         """Move on by one frame: ``step`` ``[1,H,W,2]`` says where each pixel was in the frame before,
-        ``followed`` ``[1,1,H,W]`` whether that step can be trusted."""
+        ``followed`` ``[1,1,H,W]`` whether that step can be trusted. Where the keyframe's input brought
+        here differs from this frame's ``content`` by more than ``tolerance``, the map has drifted (or
+        the surface changed): those pixels are no longer trusted."""
         self.coords = sample(self.coords, step)
-        self.trust = sample(self.trust, step) * followed
+        source = sample(self.source, self.coords.permute(0, 2, 3, 1))
+        same = (source - content).abs().mean(dim=1, keepdim=True) <= tolerance
+        self.trust = sample(self.trust, step) * followed * same
         self.age += 1
 
     def drawn(self) -> Tensor:
@@ -111,22 +116,22 @@ class TemporalHold:
         index = self.frames
         self.frames += 1
         if previous is None or previous[0].shape != content.shape:
-            return self._start(styled)
+            return self._start(styled, content)
         followed, step = self._followed(previous, content, grey, depth)
         if float(followed.mean()) < self.settings.cut:
             self.cuts.append(index)
-            return self._start(styled)
+            return self._start(styled, content)
         for key in self._keys:
-            key.follow(step, followed)
+            key.follow(step, followed, content, self.settings.colour_tolerance)
         last = sample(self._output, step, mode="bicubic").clamp_(0, 1)
         self._output = self._blend(styled, last, followed)
         if self._keys[-1].age >= self.settings.key_interval:
-            self._keys = [self._keys[-1], _Keyframe(styled)]
+            self._keys = [self._keys[-1], _Keyframe(styled, content)]
         return self._output.clone()
 
-    def _start(self, styled: Tensor) -> Tensor:
+    def _start(self, styled: Tensor, content: Tensor) -> Tensor:
         """A first frame, or the first after a cut: its own result, and the first keyframe."""
-        self._keys = [_Keyframe(styled)]
+        self._keys = [_Keyframe(styled, content)]
         self._output = styled.clone()
         return styled.clone()
 

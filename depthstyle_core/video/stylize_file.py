@@ -65,11 +65,13 @@ def stylize_video_file(
     hold: TemporalHold | None = None,
     info: VideoInfo | None = None,
     chunk: int = CHUNK_FRAMES,
+    full_chroma: bool = False,
     on_progress: FrameProgress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> VideoResult:
     """Paint every frame of ``source`` with ``paint`` (held still by ``hold`` when given) into
-    ``destination``, with the source's frame count, size, timestamps and sound.
+    ``destination``, with the source's frame count, size, timestamps and sound (``full_chroma``: colour
+    at full resolution, see :class:`.files.VideoWriter`).
 
     ``on_progress(frames_written, total)`` after each part; ``should_stop()`` True ends the file after
     the frames written so far and raises :class:`~..errors.OperationCancelled` (the file plays).
@@ -78,7 +80,7 @@ def stylize_video_file(
     info = info or probe(source)
     if destination.resolve() == source.resolve():
         raise InputImageError(f"the output {destination} would overwrite the video being read")
-    with VideoWriter(destination, info, audio_from=source) as writer:
+    with VideoWriter(destination, info, audio_from=source, full_chroma=full_chroma) as writer:
         pending: list[VideoFrame] = []
         for frame in read_frames(source):
             pending.append(frame)

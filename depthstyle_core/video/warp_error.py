@@ -9,6 +9,7 @@ number for the input frames is the clip's floor: what flow errors and lighting a
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,8 +26,8 @@ LONG_GAP = 10
 
 @dataclass(frozen=True)
 class PairError:
-    """The warping error between frames ``first`` and ``second`` (0-based), for each clip given, and
-    the share of pixels the flow let the metric keep."""
+    """The warping error between frames ``first`` and ``second`` (0-based): the input's own first, then
+    each clip's; and the share of pixels the flow let the metric keep."""
 
     first: int
     second: int
@@ -43,6 +44,58 @@ def pair_warping_error(first: Tensor, second: Tensor, flow: Tensor, keep: Tensor
     return float(difference.sum()) / (kept or difference.numel())
 
 
+class WarpingErrorMeter:
+    """The warping errors of clips fed one frame at a time (memory: ``max(gaps) + 1`` frames): each call
+    of :meth:`add` takes the next input frame and the same frame of every clip, and returns the pairs it
+    completed. Every pair ``gap`` apart is measured, for each gap in ``gaps``."""
+
+    def __init__(self, clips: int, gaps: Sequence[int] = (1,), flow: DISFlow | None = None) -> None:
+        if any(gap < 1 for gap in gaps):
+            raise InputImageError(f"frames compared must be at least 1 apart, got {list(gaps)}")
+        self.clips = clips
+        self.gaps = tuple(gaps)
+        self.flow = flow or DISFlow()
+        self.pairs: dict[int, list[PairError]] = {gap: [] for gap in self.gaps}
+        self._recent: deque[tuple[int, Tensor, object, tuple[Tensor, ...]]] = deque(maxlen=max(self.gaps) + 1)
+        self._count = 0
+
+    def add(self, input_frame: Tensor, *clip_frames: Tensor) -> list[PairError]:
+        """Take the next frame (``[3,H,W]`` or ``[1,3,H,W]`` 0..1) of the input and of each clip."""
+        if len(clip_frames) != self.clips:
+            raise InputImageError(
+                f"expected a frame of each of the {self.clips} clips, got {len(clip_frames)}"
+            )
+        index = self._count
+        current = _frame(input_frame)
+        frames = tuple(_frame(frame) for frame in clip_frames)
+        for clip, frame in enumerate(frames, start=1):
+            if frame.shape[-2:] != current.shape[-2:]:
+                raise InputImageError(
+                    f"clip {clip}, frame {index + 1}: size {tuple(frame.shape[-2:])}, the input frame is "
+                    f"{tuple(current.shape[-2:])}"
+                )
+        if self._recent and self._recent[-1][1].shape != current.shape:
+            raise InputImageError(f"input frame {index + 1} has another size than the frames before it")
+        grey = self.flow.grey(current)[0]
+        done = []
+        for earlier, earlier_input, earlier_grey, earlier_frames in self._recent:
+            gap = index - earlier
+            if gap not in self.gaps:
+                continue
+            forward = self.flow.between(earlier_grey, grey)
+            keep = trusted(forward, self.flow.between(grey, earlier_grey)).float()
+            errors = tuple(
+                pair_warping_error(a, b, forward, keep)
+                for a, b in zip((earlier_input, *earlier_frames), (current, *frames), strict=True)
+            )
+            pair = PairError(earlier, index, errors, float(keep.mean()))
+            self.pairs[gap].append(pair)
+            done.append(pair)
+        self._recent.append((index, current, grey, frames))
+        self._count += 1
+        return done
+
+
 def clip_warping_errors(
     inputs: Tensor | Sequence[Tensor],
     clips: Sequence[Tensor | Sequence[Tensor]],
@@ -50,37 +103,17 @@ def clip_warping_errors(
     gap: int = 1,
     flow: DISFlow | None = None,
 ) -> list[PairError]:
-    """The warping error of every pair of frames ``gap`` apart, for each clip in ``clips`` (stylised
-    versions of ``inputs``; pass ``inputs`` itself among them for the floor), with flow on ``inputs``.
-
-    Frames are ``[3,H,W]`` or ``[1,3,H,W]`` 0..1, one size per clip position; a clip must have as many
-    frames as ``inputs``."""
-    flow = flow or DISFlow()
+    """The warping error of every pair of frames ``gap`` apart for each clip in ``clips`` (stylised
+    versions of ``inputs``), with flow on ``inputs``; each pair's errors list the input's own (the floor)
+    first, then the clips'. Frames are ``[3,H,W]`` or ``[1,3,H,W]`` 0..1."""
     count = len(inputs)
     for index, clip in enumerate(clips):
         if len(clip) != count:
             raise InputImageError(f"clip {index + 1} has {len(clip)} frames, the input has {count}")
-    if gap < 1:
-        raise InputImageError(f"frames compared must be at least 1 apart, got {gap}")
-    pairs = []
-    for first in range(count - gap):
-        second = first + gap
-        a, b = _frame(inputs[first]), _frame(inputs[second])
-        grey_a, grey_b = flow.grey(a), flow.grey(b)
-        forward = flow.between(grey_a[0], grey_b[0])
-        backward = flow.between(grey_b[0], grey_a[0])
-        keep = trusted(forward, backward).float()
-        errors = []
-        for index, clip in enumerate(clips):
-            x, y = _frame(clip[first]), _frame(clip[second])
-            if x.shape[-2:] != a.shape[-2:] or y.shape[-2:] != a.shape[-2:]:
-                raise InputImageError(
-                    f"clip {index + 1}, frames {first + 1} and {second + 1}: size {tuple(x.shape[-2:])} "
-                    f"and {tuple(y.shape[-2:])}, the input frames are {tuple(a.shape[-2:])}"
-                )
-            errors.append(pair_warping_error(x, y, forward, keep))
-        pairs.append(PairError(first, second, tuple(errors), float(keep.mean())))
-    return pairs
+    meter = WarpingErrorMeter(len(clips), (gap,), flow)
+    for index in range(count):
+        meter.add(inputs[index], *(clip[index] for clip in clips))
+    return meter.pairs[gap]
 
 
 def mean_errors(pairs: Sequence[PairError]) -> tuple[float, ...]:
