@@ -39,7 +39,7 @@ def evaluate_video(args: argparse.Namespace) -> int:
 
     from ..depthstyle_core.errors import InputImageError
     from ..depthstyle_core.report.metrics import METRIC_NAMES, evaluate_structure, mean_metrics
-    from ..depthstyle_core.video.warp_error import LONG_GAP, WarpingErrorMeter, mean_errors
+    from ..depthstyle_core.video.warp_error import LONG_GAP, WarpingErrorMeter, warping_summary
 
     out_dir = output_folder(args.output)
     content_name, contents = frames_of(args.content)
@@ -81,35 +81,26 @@ def evaluate_video(args: argparse.Namespace) -> int:
         for gap, measured in meter.pairs.items()
         for pair in measured
     ]
-    short = mean_errors(meter.pairs[1])
-    long = mean_errors(meter.pairs[LONG_GAP])
+    warping = warping_summary(meter)
+    long_left_out = (
+        [] if "warp_error_long" in warping else [f"warp_error_long (needs more than {LONG_GAP} frames)"]
+    )
     summary = {
-        "settings": {**models.settings, "flow": meter.flow.name, "long_gap": LONG_GAP},
+        "settings": {**models.settings, "flow": warping.pop("flow"), "long_gap": LONG_GAP},
         "content": content_name,
         "stylized": stylized_name,
         "frames": len(rows),
-        "warp_error": short[1],
-        "input_warp_error": short[0],
-        "warp_error_x_input": short[1] / short[0] if short[0] else None,
-        **(
-            {
-                "warp_error_long": long[1],
-                "input_warp_error_long": long[0],
-                "warp_error_long_x_input": long[1] / long[0] if long[0] else None,
-            }
-            if long
-            else {}
-        ),
+        **warping,
         "mean": mean_metrics(rows),
-        "left_out": left_out(models)
-        + ([] if long else [f"warp_error_long (needs more than {LONG_GAP} frames)"]),
+        "left_out": left_out(models) + long_left_out,
     }
     write_csv(out_dir / "video_pairs.csv", pairs, PAIR_COLUMNS)
     write_csv(out_dir / "metrics.csv", rows, ("frame", *METRIC_NAMES))
     write_json(out_dir / "summary.json", summary)
-    floor = f" ({summary['warp_error_x_input']:.2f}x the input's {short[0]:.6f})" if short[0] else ""
+    ratio = summary["warp_error_x_input"]
+    floor = f" ({ratio:.2f}x the input's {summary['input_warp_error']:.6f})" if ratio is not None else ""
     print(
-        f"{len(rows)} frames: warping error {short[1]:.6f}{floor}, flow {meter.flow.name}; "
+        f"{len(rows)} frames: warping error {summary['warp_error']:.6f}{floor}, flow {meter.flow.name}; "
         f"{out_dir / 'summary.json'}",
         file=sys.stderr,
     )

@@ -20,6 +20,7 @@ from ..depthstyle_core.depth import DEFAULT_RESOLUTION, DepthEstimator, activati
 from ..depthstyle_core.depth_maps import depth_from_map
 from ..depthstyle_core.images import comfy_to_bchw
 from ..depthstyle_core.models.microast import MicroAST
+from ..depthstyle_core.stylize import POOLED_FRAMES
 from ..depthstyle_core.tiling import SMALLEST_TILE, working_pixels
 from .comfy_services import (
     ANY_STYLE_FOLDER,
@@ -32,7 +33,15 @@ from .comfy_services import (
     should_stop,
     to_comfy_image,
 )
-from .inputs import MAX_TILE, frames_input, mask_input, precision_input, preserve_color_input, tile_problem
+from .inputs import (
+    MAX_TILE,
+    frames_input,
+    frames_problem,
+    mask_input,
+    precision_input,
+    preserve_color_input,
+    tile_problem,
+)
 from .model_choices import BUILTIN_ANY_STYLE_MODEL, any_style_model_choices
 from .types import DepthModelType
 
@@ -140,9 +149,11 @@ class StylizeAnyPainting(io.ComfyNode):
         return None if model == BUILTIN_ANY_STYLE_MODEL else model_file_fingerprint(ANY_STYLE_FOLDER, model)
 
     @classmethod
-    def validate_inputs(cls, tile: int = 0) -> bool | str:
-        """A tile too small to paint is refused when the prompt is queued, before anything loads."""
-        return tile_problem("tile", tile, "whole images")
+    def validate_inputs(cls, tile: int = 0, frames: str = "independent") -> bool | str:
+        """A tile too small to paint, or frames 'flow' without OpenCV, is refused when the prompt is
+        queued, before anything loads."""
+        tile_answer = tile_problem("tile", tile, "whole images")
+        return frames_problem(frames) if tile_answer is True else tile_answer
 
     @classmethod
     def check_lazy_status(
@@ -168,7 +179,7 @@ class StylizeAnyPainting(io.ComfyNode):
         batch, _, height, width = content.shape
         mask, depth_map = repeat_to_batch(mask, batch), repeat_to_batch(depth_map, batch)
         network = _any_style_model(model)
-        normalization = "per_batch" if settings["frames"] == "shared" else "per_image"
+        normalization = "per_batch" if settings["frames"] in POOLED_FRAMES else "per_image"
         with ExitStack() as stack:
             device = stack.enter_context(on_compute_device(network, _memory(content, settings)))
             depth = None
@@ -216,7 +227,7 @@ def _network_from(path: str, mtime_ns: int, size: int) -> MicroAST:
 def _memory(content: torch.Tensor, settings: dict[str, object]) -> int:
     """Bytes to free before stylising (see :func:`..depthstyle_core.tiling.working_pixels`)."""
     batch, _, height, width = content.shape
-    shared = settings.get("frames") == "shared"
+    shared = settings.get("frames") in POOLED_FRAMES
     return (
         working_pixels(batch, height * width, int(settings.get("tile") or 0), shared, CHUNK) * BYTES_PER_PIXEL
     )

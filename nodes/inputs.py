@@ -6,6 +6,7 @@ from comfy_api.v0_0_2 import io
 
 from ..depthstyle_core.stylize import FRAMES, PRECISIONS
 from ..depthstyle_core.tiling import SMALLEST_TILE
+from ..depthstyle_core.video.flow import flow_problem
 
 MAX_WEIGHT = 1000.0
 MAX_TILE = 16384
@@ -17,6 +18,16 @@ def tile_problem(name: str, tile: int, zero_means: str) -> bool | str:
     if tile == 0 or SMALLEST_TILE <= tile <= MAX_TILE:
         return True
     return f"{name} must be 0 ({zero_means}) or from {SMALLEST_TILE} to {MAX_TILE} pixels, got {tile}"
+
+
+def frames_problem(frames: str) -> bool | str:
+    """``validate_inputs``' answer for the frames combo: True, or what is wrong (an unknown value, or
+    'flow' without the OpenCV it needs), before anything runs."""
+    if frames not in FRAMES:
+        return f"frames must be one of {', '.join(FRAMES)}, got {frames!r}"
+    if frames == "flow":
+        return flow_problem() or True
+    return True
 
 
 def loss_weight_input(name: str, default: float, tooltip: str) -> io.Float.Input:
@@ -46,7 +57,8 @@ def precision_input() -> io.Combo.Input:
 
 
 def frames_input(*, optional: bool) -> io.Combo.Input:
-    """Each image's own look, or one look shared by the frames of a video."""
+    """Each image's own look, one look shared by the frames of a video, or that look held still along
+    the optical flow. 'flow' came after the others: saved workflows keep their value."""
     return io.Combo.Input(
         "frames",
         options=list(FRAMES),
@@ -54,7 +66,9 @@ def frames_input(*, optional: bool) -> io.Combo.Input:
         optional=optional,
         tooltip="independent: each image gets its own look (still images). shared: every frame of the batch "
         "is normalised with statistics of the whole batch, so the same content looks the same in every "
-        "frame (video, no flicker).",
+        "frame (video, no global flicker). flow: shared, and the brush strokes stay on moving things "
+        "instead of swimming, following the optical flow between the frames (the batch in order; needs "
+        "OpenCV).",
     )
 
 

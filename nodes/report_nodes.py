@@ -13,11 +13,14 @@ import torch
 from comfy_api.v0_0_2 import io, ui
 
 from ..depthstyle_core.depth import DepthEstimator, activation_bytes
+from ..depthstyle_core.errors import InputImageError, OperationCancelled
 from ..depthstyle_core.images import comfy_to_bchw
 from ..depthstyle_core.models.vgg import VGG16_HUB, VGG16Features
 from ..depthstyle_core.report.edges import DEFAULT_TOLERANCE
 from ..depthstyle_core.report.figure import draw_structure_figure, figure_batch
-from ..depthstyle_core.report.metrics import evaluate_structure, metrics_json
+from ..depthstyle_core.report.metrics import evaluate_structure, match_size, metrics_json
+from ..depthstyle_core.video.flow import flow_problem
+from ..depthstyle_core.video.warp_error import LONG_GAP, WarpingErrorMeter, warping_summary
 from .comfy_services import load_builtin_vgg, on_compute_device, should_stop, to_comfy_image
 from .types import DepthModelType
 
@@ -67,12 +70,26 @@ class StructureReport(io.ComfyNode):
                     tooltip="Connect the style image to also measure how close the stylised images come to "
                     "its style (Gram-matrix distance at VGG-16's style layers; lower is closer).",
                 ),
+                io.Boolean.Input(
+                    "video",
+                    default=False,
+                    optional=True,
+                    tooltip="The batch is the frames of one clip, in order: also measure how still the "
+                    "stylised clip is (warping error between consecutive frames and frames 10 apart, "
+                    "optical flow on the photos; the photos' own error is the floor). Needs OpenCV.",
+                ),
             ],
             outputs=[
                 io.Image.Output("report", display_name="report", tooltip="One figure per stylised image."),
                 io.String.Output("metrics", display_name="metrics", tooltip="The numbers as JSON."),
             ],
         )
+
+    @classmethod
+    def validate_inputs(cls, video: bool = False) -> bool | str:
+        """Measuring a clip's warping error without the OpenCV it needs is refused when the prompt is
+        queued."""
+        return (flow_problem() or True) if video else True
 
     @classmethod
     def execute(
@@ -83,6 +100,7 @@ class StructureReport(io.ComfyNode):
         resolution: int,
         edge_tolerance: int,
         style_image: torch.Tensor | None = None,
+        video: bool = False,
     ) -> io.NodeOutput:
         vgg = load_builtin_vgg() if style_image is not None else None
         style = comfy_to_bchw(style_image)[:1] if style_image is not None else None
@@ -101,10 +119,28 @@ class StructureReport(io.ComfyNode):
             )
         settings = {"depth_model": depth_model.name, "depth_resolution": resolution}
         settings.update(edge_tolerance_px=edge_tolerance, style=style is not None)
-        text = json.dumps(metrics_json(reports, settings), indent=2)
+        numbers = metrics_json(reports, settings)
+        if video:
+            numbers["video"] = _stillness(photos, comfy_to_bchw(stylized_image))
+        text = json.dumps(numbers, indent=2)
         figures = to_comfy_image(figure_batch([draw_structure_figure(r) for r in reports]))
         shown = {"images": ui.PreviewImage(figures, cls=cls).values, **ui.PreviewText(text).as_dict()}
         return io.NodeOutput(figures, text, ui=shown)
+
+
+def _stillness(photos: torch.Tensor, stylized: torch.Tensor) -> dict[str, object]:
+    """The warping errors of the stylised frames and of the photos (see :mod:`.warp_error`)."""
+    if photos.shape[0] != stylized.shape[0] or photos.shape[0] < 2:
+        raise InputImageError(
+            f"video needs the frames of one clip: as many photos as stylised frames, at least 2 (got "
+            f"{photos.shape[0]} and {stylized.shape[0]})"
+        )
+    meter = WarpingErrorMeter(1, (1, LONG_GAP))
+    for index in range(photos.shape[0]):
+        if should_stop():
+            raise OperationCancelled(f"the warping error stopped after {index} of {photos.shape[0]} frames")
+        meter.add(photos[index], match_size(stylized[index : index + 1], tuple(photos.shape[-2:])))
+    return {"frames": photos.shape[0], **warping_summary(meter)}
 
 
 @contextmanager

@@ -13,7 +13,7 @@ from ..depthstyle_core.hub.resolve import HubFile
 from ..depthstyle_core.images import comfy_to_bchw
 from ..depthstyle_core.models.transformer_net import TransformerNet
 from ..depthstyle_core.style_model import load_style_model
-from ..depthstyle_core.stylize import MAX_SCALE, stylize
+from ..depthstyle_core.stylize import MAX_SCALE, POOLED_FRAMES, stylize
 from ..depthstyle_core.tiling import SMALLEST_TILE, working_pixels
 from .comfy_services import (
     STYLE_FOLDER,
@@ -28,7 +28,15 @@ from .comfy_services import (
     should_stop,
     to_comfy_image,
 )
-from .inputs import MAX_TILE, frames_input, mask_input, precision_input, preserve_color_input, tile_problem
+from .inputs import (
+    MAX_TILE,
+    frames_input,
+    frames_problem,
+    mask_input,
+    precision_input,
+    preserve_color_input,
+    tile_problem,
+)
 from .model_choices import HUB_STYLE_CHOICE, style_model_choices
 from .types import StyleModelType
 
@@ -184,9 +192,11 @@ class Stylize(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, tile_size: int = 0) -> bool | str:
-        """A tile too small to work is refused when the prompt is queued, before anything loads."""
-        return tile_problem("tile_size", tile_size, "automatic")
+    def validate_inputs(cls, tile_size: int = 0, frames: str = "independent") -> bool | str:
+        """A tile too small to work, or frames 'flow' without OpenCV, is refused when the prompt is
+        queued, before anything loads."""
+        tile_answer = tile_problem("tile_size", tile_size, "automatic")
+        return frames_problem(frames) if tile_answer is True else tile_answer
 
     @classmethod
     def execute(
@@ -223,7 +233,8 @@ class Stylize(io.ComfyNode):
 def _stylize_memory(content: torch.Tensor, tile_size: int, scale: float, frames: str) -> int:
     """Bytes to free before stylising (see :func:`..depthstyle_core.tiling.working_pixels`)."""
     batch, _, height, width = content.shape
-    pixels = working_pixels(batch, height * width * scale * scale, tile_size, frames == "shared", CHUNK)
+    pooled = frames in POOLED_FRAMES
+    pixels = working_pixels(batch, height * width * scale * scale, tile_size, pooled, CHUNK)
     return pixels * BYTES_PER_PIXEL
 
 

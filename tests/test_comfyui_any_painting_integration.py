@@ -93,6 +93,7 @@ def test_the_node_is_registered_with_its_inputs_and_the_model_combo(object_info,
     assert required["style_size"][1]["default"] == 512 and required["frames"][1]["options"] == [
         "independent",
         "shared",
+        "flow",
     ]
     assert optional["model"][1]["options"] == [BUILTIN, "tuned.safetensors"]
     assert optional["depth_model"][0] == "DEPTHSTYLE_DEPTH_MODEL" and optional["mask"][0] == "MASK"
@@ -228,7 +229,7 @@ def test_without_a_depth_model_a_mask_of_zero_returns_the_photo_and_a_users_mode
     assert (result - builtin).abs().mean() > 0.02, "the user's model, not the built-in one"
 
 
-def test_video_workflow_paints_a_clip_with_shared_statistics_and_keeps_rate_and_size(comfy, depth_model):
+def test_video_workflow_paints_a_clip_held_still_by_flow_and_keeps_rate_and_size(comfy, depth_model):
     entry = succeeded(comfy.run(api_workflow("video_stylize")))
     (saved,) = entry["outputs"]["7"]["images"]
     path = comfy.base_dir / "output" / saved["subfolder"] / saved["filename"]
@@ -242,12 +243,12 @@ def test_video_workflow_paints_a_clip_with_shared_statistics_and_keeps_rate_and_
     with torch.inference_mode():
         depth = estimate_depth(depth_model, source, normalization="per_batch")
         settings = {"depth": depth, "depth_preserve": 0.5}
-        expected = stylize_any(model, source, painting, frames="shared", **settings)
+        expected = stylize_any(model, source, painting, frames="flow", **settings)
         independent = stylize_any(model, source, painting, **settings)
     assert (frames - source).abs().mean() > 0.05, "the clip was painted"
     blocks = [F.avg_pool2d(t, 8) for t in (frames, expected, independent)]
     error = (blocks[0] - blocks[1]).abs().mean()
-    assert error < 0.02, "the saved clip is the shared-statistics result (up to video compression)"
+    assert error < 0.02, "the saved clip is the flow-held result (up to video compression)"
     assert error < (blocks[0] - blocks[2]).abs().mean(), "and nearer to it than to the independent result"
 
 

@@ -76,7 +76,7 @@ def test_depth_to_mask_and_the_new_stylize_inputs_are_registered(object_info, co
     stylize_node = object_info[STYLIZE]
     assert stylize_node["input_order"]["optional"] == ["precision", "scale", "frames", "mask"]
     optional = stylize_node["input"]["optional"]
-    assert optional["frames"][1]["options"] == ["independent", "shared"]
+    assert optional["frames"][1]["options"] == ["independent", "shared", "flow"], "new values go last"
     assert optional["frames"][1]["default"] == "independent"
     scale = optional["scale"][1]
     assert (scale["default"], scale["min"], scale["max"]) == (1.0, 0.1, 4.0)

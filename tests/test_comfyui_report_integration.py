@@ -20,6 +20,7 @@ from depthstyle.depthstyle_core.models.transformer_net import TransformerNet
 from depthstyle.depthstyle_core.report.metrics import METRIC_NAMES
 from depthstyle.depthstyle_core.style_model import save_style_model
 
+from .comfyui_media import CLIP, write_clip
 from .comfyui_server import (
     REPO,
     ComfyUIServer,
@@ -44,6 +45,7 @@ def comfy(tmp_path_factory) -> ComfyUIServer:
     base = pack_base(tmp_path_factory, "comfy_report_base")
     picture(*PHOTO_SIZE, seed=1).save(base / "input" / "example.png")
     picture(40, 40, seed=2).save(base / "input" / "style.png")
+    write_clip(base / "input" / "clip.mp4")
     models = write_comfy_loss_models(base, depth_seed=1)
     torch.manual_seed(0)
     save_style_model(models / "styles" / "my_style.safetensors", TransformerNet().eval())
@@ -76,7 +78,7 @@ def test_report_node_is_registered_with_its_schema(comfy):
     assert info["category"] == "DepthStyle/depth" and info["output_node"] is True
     order = info["input_order"]
     assert order["required"] == ["image", "stylized_image", "depth_model", "resolution", "edge_tolerance"]
-    assert order["optional"] == ["style_image"]
+    assert order["optional"] == ["style_image", "video"]
     required = info["input"]["required"]
     assert required["depth_model"][0] == "DEPTHSTYLE_DEPTH_MODEL"
     assert {k: required["resolution"][1][k] for k in ("default", "min", "step")} == {
@@ -156,3 +158,46 @@ def test_a_batch_shows_one_figure_per_pair_and_mismatched_batches_fail_clearly(c
     error = message(comfy.run(prompt), "execution_error")
     assert error is not None and error["node_type"] == REPORT
     assert "got 2 content images and 3 stylised images" in error["exception_message"]
+
+
+def video_report(frames: str) -> dict:
+    """The clip's frames painted by the any-painting network with ``frames``, reported with video on."""
+    prompt = fast(api_workflow())
+    del prompt["1"], prompt["2"], prompt["3"]
+    prompt["10"] = {"class_type": "LoadVideo", "inputs": {"file": "clip.mp4"}}
+    prompt["11"] = {"class_type": "GetVideoComponents", "inputs": {"video": ["10", 0]}}
+    prompt["12"] = {"class_type": "LoadImage", "inputs": {"image": "style.png"}}
+    prompt["13"] = {
+        "class_type": "DepthStyle_StylizeAnyPainting",
+        "inputs": {
+            "image": ["11", 0],
+            "style_image": ["12", 0],
+            "strength": 1.0,
+            "depth_preserve": 0.0,
+            "style_size": 64,
+            "preserve_color": False,
+            "frames": frames,
+            "tile": 0,
+            "model": "MicroAST (built-in, MIT)",
+        },
+    }
+    prompt["5"]["inputs"].update(image=["11", 0], stylized_image=["13", 0], video=True)
+    return prompt
+
+
+def test_with_video_on_the_numbers_say_how_still_a_clip_is(comfy):
+    still = json.loads(succeeded(comfy.run(video_report("flow")))["outputs"]["5"]["text"][0])["video"]
+    swimming = json.loads(succeeded(comfy.run(video_report("independent")))["outputs"]["5"]["text"][0])[
+        "video"
+    ]
+    assert still["frames"] == CLIP["frames"] and still["flow"].startswith("opencv-dis-medium")
+    assert "warp_error_long" not in still, "8 frames: nothing is 10 frames apart"
+    assert still["input_warp_error"] == pytest.approx(swimming["input_warp_error"]), "one floor, the photos'"
+    assert still["warp_error_x_input"] == pytest.approx(still["warp_error"] / still["input_warp_error"])
+    assert still["warp_error"] < 0.5 * swimming["warp_error"], (still, swimming)
+
+    prompt = video_report("flow")
+    prompt["5"]["inputs"]["image"] = ["1", 0]
+    prompt["1"] = {"class_type": "LoadImage", "inputs": {"image": "example.png"}}
+    error = message(comfy.run(prompt), "execution_error")
+    assert error is not None and "video needs the frames of one clip" in error["exception_message"]

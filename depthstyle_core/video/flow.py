@@ -44,6 +44,15 @@ def _cv2() -> ModuleType:
     return cv2
 
 
+def flow_problem() -> str | None:
+    """Why there is no optical flow here (no OpenCV), or None when there is."""
+    try:
+        _cv2()
+    except FlowUnavailableError as exc:
+        return str(exc)
+    return None
+
+
 def flow_backend_name(preset: str = DEFAULT_PRESET) -> str:
     """What computes the flow, for reports: e.g. ``opencv-dis-medium 4.10.0``."""
     return f"opencv-dis-{preset} {_cv2().__version__}"

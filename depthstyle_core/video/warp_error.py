@@ -128,3 +128,19 @@ def _frame(frame: Tensor) -> Tensor:
     if frame.ndim != 4 or frame.shape[0] != 1 or frame.shape[1] < 3:
         raise InputImageError(f"expected one RGB frame [3,H,W], got shape {tuple(frame.shape)}")
     return frame[:, :3].float().cpu()
+
+
+def warping_summary(meter: WarpingErrorMeter) -> dict[str, object]:
+    """What a report shows of a stylised clip measured by ``meter`` (one clip, gaps 1 and maybe
+    :data:`LONG_GAP`): its warping error, the input's (the floor) and their ratio, between consecutive
+    frames and, when measured, ``LONG_GAP`` frames apart; and the flow used."""
+    summary: dict[str, object] = {"flow": meter.flow.name}
+    for gap, suffix in ((1, ""), (LONG_GAP, "_long")):
+        errors = mean_errors(meter.pairs.get(gap, ()))
+        if not errors:
+            continue
+        floor, clip = errors[0], errors[1]
+        summary[f"warp_error{suffix}"] = clip
+        summary[f"input_warp_error{suffix}"] = floor
+        summary[f"warp_error{suffix}_x_input"] = clip / floor if floor else None
+    return summary
