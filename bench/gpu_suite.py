@@ -1,6 +1,6 @@
 """GPU benchmark suite: depth, stylisation, the any-painting network, training, multi-GPU training
-scaling, per-image optimisation, stylising a dataset on every GPU, and training the any-painting network
-(one GPU and all of them), written as JSON + Markdown.
+scaling, per-image optimisation, stylising a dataset on every GPU, training the any-painting network
+(one GPU and all of them), and video held still by optical flow, written as JSON + Markdown.
 
 Random weights with the real architectures (speed does not depend on the values). Every timing is
 synchronised, best of a few repeats after warm-up; ratios compare runs made in this same process.
@@ -59,6 +59,7 @@ SECTIONS = (
     "dataset",
     "any_training",
     "any_multi_gpu",
+    "video",
 )
 IMAGENET_PER_GPU_GOAL = 360  # images/s per GPU: ImageNet-1k's 1.28 M photos in an hour on 8 GPUs
 
@@ -244,6 +245,49 @@ def bench_any_style(device: torch.device, quick: bool, timer: Timer) -> list[dic
                     }
                 )
                 print("any_style", rows[-1], flush=True)
+    return rows
+
+
+def bench_video(device: torch.device, quick: bool, timer: Timer) -> list[dict]:
+    """Frames per second of a clip painted by the built-in network with ``frames`` shared and flow, at
+    1080p and 4K (fp16 on CUDA): flow adds two DIS optical flows a frame (OpenCV, on the CPU) and the
+    resampled keyframes (on the device). Goal: 4K with flow at 30 frames/s."""
+    from video_bench import pan_clip
+
+    from depthstyle.depthstyle_core.video.hold import HoldSettings, hold_still
+
+    sizes = ((64, 96),) if quick else ((1080, 1920), (2160, 3840))
+    frames = 3 if quick else 8
+    precision = "fp16" if device.type == "cuda" else "fp32"
+    model = load_any_style_model(device=device).to(memory_format=torch.channels_last)
+    signals = style_signals(model, torch.rand(1, 3, 384, 512, generator=torch.Generator().manual_seed(0)))
+    rows = []
+    for height, width in sizes:
+        clip = pan_clip(frames, height, width).to(device)
+        shared = stylize_any(model, clip, signals, frames="shared", precision=precision)
+        runs = {
+            "shared": lambda clip=clip: stylize_any(
+                model, clip, signals, frames="shared", precision=precision
+            )
+        }
+        for preset in ("medium", "fast"):
+            settings = HoldSettings(preset=preset)
+            runs[f"hold_{preset}"] = lambda clip=clip, out=shared, s=settings: hold_still(
+                clip, out, settings=s
+            )
+        row: dict = {"size": f"{width}x{height}", "precision": precision, "goal_frames_per_s": 30}
+        for name, run in runs.items():
+            per_clip = timer.frames_per_s(run, 1 if quick else 3, warmup=1)
+            row[f"{name}_frames_per_s"] = (
+                per_clip if isinstance(per_clip, str) else round(per_clip * frames, 2)
+            )
+        for preset in ("medium", "fast"):
+            network, hold = row["shared_frames_per_s"], row[f"hold_{preset}_frames_per_s"]
+            if not isinstance(network, str) and not isinstance(hold, str):
+                row[f"flow_{preset}_frames_per_s"] = round(1 / (1 / network + 1 / hold), 2)
+        row["peak_gb"] = timer.peak_gb()
+        rows.append(row)
+        print("video", row, flush=True)
     return rows
 
 
@@ -531,6 +575,7 @@ def main() -> None:
         "dataset": lambda: bench_dataset(device, args.quick, timer),
         "any_training": lambda: bench_any_training(device, args.quick, timer, scratch, args.train_steps),
         "any_multi_gpu": lambda: bench_any_multi_gpu(device, args.quick, scratch, args.train_steps),
+        "video": lambda: bench_video(device, args.quick, timer),
     }
     for section in args.sections:
         start = time.perf_counter()
