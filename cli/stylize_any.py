@@ -183,18 +183,27 @@ def _clip_painter(
     estimator: DepthEstimator | None,
     sample: torch.Tensor,
 ) -> Painter:
-    """Paints a clip's frames, with the look measured on ``sample`` when they share one; each part's
-    depth maps (normalised over the part) go along for the flow's occlusion test."""
+    """Paints a clip's frames, with the look measured on ``sample`` when they share one. Depth is
+    normalised over the clip, with the range the depth model finds on ``sample``; each part's depth
+    maps go along for the flow's occlusion test."""
     from ..depthstyle_core.any_style.stylize import clip_look
     from ..depthstyle_core.depth import estimate_depth
 
+    depth_range = sample_depth = None
+    if estimator is not None:
+        raw = estimate_depth(estimator, sample, normalization="raw")
+        depth_range = (float(raw.min()), max(float(raw.max() - raw.min()), 1e-8))
+        sample_depth = (raw - depth_range[0]) / depth_range[1]
+
     def depth(frames: torch.Tensor) -> torch.Tensor | None:
-        return None if estimator is None else estimate_depth(estimator, frames, normalization="per_batch")
+        if depth_range is None:
+            return None
+        low, span = depth_range
+        return ((estimate_depth(estimator, frames, normalization="raw") - low) / span).clamp_(0, 1)
 
     pooled = args.frames in ("shared", "flow")
     look = None
     if pooled:
-        sample_depth = depth(sample)
         look = clip_look(
             model,
             sample,
