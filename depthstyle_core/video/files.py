@@ -76,10 +76,14 @@ def _open(path: Path):  # noqa: ANN202
 
 def probe(path: str | Path) -> VideoInfo:
     """The video's size, rate, frame count and sound (decoding it once when the header has no count)."""
+    av = _av()
     path = Path(path)
     with _open(path) as container:
         stream = container.streams.video[0]
-        frames = stream.frames or sum(1 for _ in container.decode(stream))
+        try:
+            frames = stream.frames or sum(1 for _ in container.decode(stream))
+        except av.FFmpegError as exc:
+            raise InputImageError(f"{path}: the video is damaged: {exc}") from exc
         rate = stream.average_rate or stream.guessed_rate or Fraction(25)
         return VideoInfo(
             width=stream.codec_context.width,
@@ -98,6 +102,7 @@ def read_frames(path: str | Path, every: int = 1) -> Iterator[VideoFrame]:
     with _open(path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        index = -1
         try:
             for index, frame in enumerate(container.decode(stream)):
                 if index % every:
@@ -106,7 +111,8 @@ def read_frames(path: str | Path, every: int = 1) -> Iterator[VideoFrame]:
                 picture = torch.from_numpy(rgb).permute(2, 0, 1).unsqueeze(0).float().div_(255)
                 yield VideoFrame(picture, frame.pts, index)
         except av.FFmpegError as exc:
-            raise InputImageError(f"{path}: the video is damaged after frame {index}: {exc}") from exc
+            where = f"after frame {index + 1}" if index >= 0 else "at its first frame"
+            raise InputImageError(f"{path}: the video is damaged {where}: {exc}") from exc
 
 
 class VideoWriter:
