@@ -15,10 +15,12 @@ import torch
 from depthstyle.cli import main, stylize_video
 from depthstyle.depthstyle_core.any_style.model_file import load_any_style_model
 from depthstyle.depthstyle_core.any_style.stylize import stylize_any
+from depthstyle.depthstyle_core.depth import estimate_depth, load_depth_model
 from depthstyle.depthstyle_core.images import load_image, save_image
 from depthstyle.depthstyle_core.video.files import probe, read_frames
 
 from .comfyui_server import REPO
+from .factories import write_depth_checkpoint
 from .video_clip_helpers import audio_span, mean_abs_255, pan_frames, pixel_format, write_clip
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -267,3 +269,34 @@ def test_evaluate_images_without_a_depth_model_measures_edges_and_ssim_only(clip
     assert summary["mean"]["ssim"] == pytest.approx((1 + float(inverted["ssim"])) / 2)
     assert sorted(p.name for p in out.iterdir()) == ["metrics.csv", "summary.json"], "no figures"
     assert "no depth model (--depth-model none)" in capsys.readouterr().err
+
+
+def test_with_a_depth_model_a_clip_keeps_depth_normalised_over_the_clip(clips, tmp_path, capsys):
+    """The depth model sees every frame; its maps are normalised with the range found on the clip's
+    sample, not per part, so a part whose own range is narrower gets the same strength as the rest."""
+    models = tmp_path / "models"
+    write_depth_checkpoint(models / "depth" / "tiny.safetensors", seed=5)
+    base = ["--models-dir", str(models), "stylize", str(clips / "pan.mp4"), "--style", str(PAINTING)]
+    kept = tmp_path / "kept"
+    assert main([*base, "-o", str(kept), "--depth-model", "tiny.safetensors", "--depth-preserve", "1"]) == 0
+    assert "depth model:" in capsys.readouterr().err
+    plain = tmp_path / "plain"
+    assert main([*base, "-o", str(plain), *NO_DEPTH]) == 0
+    source = pictures(clips / "pan.mp4")
+    with_depth, without = pictures(kept / "pan_styled.mp4"), pictures(plain / "pan_styled.mp4")
+    assert mean_abs_255(with_depth, source) < mean_abs_255(without, source), "near things keep the photo"
+
+    estimator = load_depth_model(models / "depth" / "tiny.safetensors")
+    with torch.inference_mode():
+        raw = estimate_depth(estimator, source, normalization="raw")
+        clip_wide = (raw - raw.min()) / (raw.max() - raw.min())
+        per_part = torch.cat(
+            [estimate_depth(estimator, source[i : i + 4], normalization="per_batch") for i in range(0, 12, 4)]
+        )
+        painting = load_image(PAINTING)
+        model = load_any_style_model()
+        settings = {"frames": "flow", "depth_preserve": 1.0}
+        expected = stylize_any(model, source, painting, depth=clip_wide, **settings)
+        by_part = stylize_any(model, source, painting, depth=per_part, **settings)
+    assert (per_part - clip_wide).abs().max() > 0.05, "the parts' own ranges differ from the clip's"
+    assert mean_abs_255(with_depth, expected) < mean_abs_255(with_depth, by_part)

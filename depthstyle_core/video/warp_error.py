@@ -37,8 +37,8 @@ class PairError:
 
 def pair_warping_error(first: Tensor, second: Tensor, flow: Tensor, keep: Tensor) -> float:
     """Mean squared difference between ``first`` ``[1,3,H,W]`` and ``second`` warped onto it along
-    ``flow`` (first -> second), over the pixels ``keep`` ``[1,1,H,W]`` marks (all of them when it marks
-    none, as Lai et al.'s code does)."""
+    ``flow`` (first -> second), over the pixels ``keep`` ``[1,1,H,W]`` marks. When it marks none the
+    error is 0: Lai et al.'s code then divides the (all-masked) sum by every pixel instead."""
     difference = (warp(second.float(), flow) - first.float()).square() * keep
     kept = float(keep.sum()) * first.shape[1]
     return float(difference.sum()) / (kept or difference.numel())
