@@ -21,6 +21,8 @@ _PUBLIC = {
     "stylize": ".depthstyle_core.stylize",
     "load_any_style_model": ".depthstyle_core.any_style.model_file",
     "stylize_any": ".depthstyle_core.any_style.stylize",
+    "hold_still": ".depthstyle_core.video.hold",
+    "clip_warping_errors": ".depthstyle_core.video.warp_error",
     "TrainConfig": ".trainers",
     "train_style": ".trainers",
     "AnyTrainConfig": ".trainers",

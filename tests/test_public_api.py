@@ -12,6 +12,7 @@ from depthstyle.depthstyle_core import depth, images, style_model, stylize
 from depthstyle.depthstyle_core.any_style import model_file
 from depthstyle.depthstyle_core.any_style import stylize as any_stylize
 from depthstyle.depthstyle_core.models import vgg
+from depthstyle.depthstyle_core.video import hold, warp_error
 from depthstyle.trainers import (
     AnyTrainConfig,
     OptimizeConfig,
@@ -32,6 +33,8 @@ PUBLIC = {
     "stylize": stylize.stylize,
     "load_any_style_model": model_file.load_any_style_model,
     "stylize_any": any_stylize.stylize_any,
+    "hold_still": hold.hold_still,
+    "clip_warping_errors": warp_error.clip_warping_errors,
     "TrainConfig": TrainConfig,
     "train_style": train_style,
     "AnyTrainConfig": AnyTrainConfig,
