@@ -43,4 +43,4 @@ def test_what_users_install_never_adds_an_opencv_package():
     base = [line for line in installed if ";" not in line]
     assert not any(name in comfy_requirements or name in base for name in OPENCV_PACKAGES)
     assert 'opencv-python-headless;extra=="video"' in installed
-    assert "av" in comfy_requirements and "av" in base
+    assert "av>=14.2" in comfy_requirements and "av>=14.2" in base

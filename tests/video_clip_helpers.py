@@ -66,8 +66,9 @@ def audio_span(path: Path) -> tuple[int, Fraction, Fraction]:
             return 0, Fraction(0), Fraction(0)
         stream = container.streams.audio[0]
         packets = [p for p in container.demux(stream) if p.pts is not None and p.size]
+        base = Fraction(stream.time_base)
     last = packets[-1]
-    return len(packets), last.pts * stream.time_base, (last.pts + last.duration) * stream.time_base
+    return len(packets), last.pts * base, (last.pts + last.duration) * base
 
 
 def pixel_format(path: Path) -> str:
