@@ -160,8 +160,9 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
         "--scale",
         type=_scale,
         default=1.0,
-        help="--model only. Brush size: the style is painted on the image resized by this factor and "
-        "enlarged back (bicubic); 0.5 paints strokes twice as large (default 1)",
+        help="Brush size: the style is painted on the image resized by this factor and brought back to "
+        "its size (with --style guided by the photo's outlines, with --model bicubic); 0.5 paints strokes "
+        "twice as large (default 1)",
     )
     parser.add_argument(
         "--frames",

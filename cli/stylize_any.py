@@ -95,9 +95,6 @@ def stylize_any_command(args: argparse.Namespace) -> int:
     from ..depthstyle_core.any_style.stylize import style_signals
     from ..depthstyle_core.images import load_image
 
-    if args.scale != 1.0:
-        print("depthstyle stylize: error: --scale works with --model only", file=sys.stderr)
-        return EXIT_ERROR
     if args.style_weights is not None and len(args.style_weights) != len(args.style):
         print(
             f"depthstyle stylize: error: {len(args.style_weights)} --style-weights for {len(args.style)} "
@@ -213,6 +210,7 @@ def _clip_painter(
             depth=sample_depth,
             depth_preserve=_depth_preserve(args) if sample_depth is not None else 0.0,
             style_size=DEFAULT_STYLE_SIZE if args.style_size is None else args.style_size,
+            scale=args.scale,
             tile=args.tile,
             precision=args.precision,
             device=args.device,
@@ -249,6 +247,7 @@ def _stylize(
         style_size=DEFAULT_STYLE_SIZE if args.style_size is None else args.style_size,
         preserve_color=args.preserve_color,
         frames=frames,
+        scale=args.scale,
         tile=args.tile,
         precision=args.precision,
         device=args.device,

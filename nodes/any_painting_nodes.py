@@ -20,7 +20,7 @@ from ..depthstyle_core.depth import DEFAULT_RESOLUTION, DepthEstimator, activati
 from ..depthstyle_core.depth_maps import depth_from_map
 from ..depthstyle_core.images import comfy_to_bchw
 from ..depthstyle_core.models.microast import MicroAST
-from ..depthstyle_core.stylize import POOLED_FRAMES
+from ..depthstyle_core.stylize import MAX_SCALE, POOLED_FRAMES
 from ..depthstyle_core.tiling import SMALLEST_TILE, working_pixels
 from .comfy_services import (
     ANY_STYLE_FOLDER,
@@ -138,6 +138,18 @@ class StylizeAnyPainting(io.ComfyNode):
                     "models/depthstyle/any_style (for example a fine-tuned one).",
                 ),
                 precision_input(),
+                io.Float.Input(
+                    "scale",
+                    default=1.0,
+                    min=0.1,
+                    max=MAX_SCALE,
+                    step=0.05,
+                    optional=True,
+                    tooltip="Brush size. The network paints the photo resized by this factor and the result "
+                    "comes back to the photo's size, its outlines guided by the photo: 0.5 paints strokes "
+                    "twice as large (use it on big photos, where the strokes are otherwise tiny next to "
+                    "the picture), 2 half as large. Depth and masks act at the photo's size.",
+                ),
             ],
             outputs=[io.Image.Output("stylized", display_name="stylized", tooltip="The painted images.")],
         )
@@ -228,9 +240,9 @@ def _memory(content: torch.Tensor, settings: dict[str, object]) -> int:
     """Bytes to free before stylising (see :func:`..depthstyle_core.tiling.working_pixels`)."""
     batch, _, height, width = content.shape
     shared = settings.get("frames") in POOLED_FRAMES
-    return (
-        working_pixels(batch, height * width, int(settings.get("tile") or 0), shared, CHUNK) * BYTES_PER_PIXEL
-    )
+    scale = float(settings.get("scale") or 1.0)
+    pixels = height * width * max(scale, 1.0) ** 2
+    return working_pixels(batch, pixels, int(settings.get("tile") or 0), shared, CHUNK) * BYTES_PER_PIXEL
 
 
 ANY_PAINTING_NODES: list[type[io.ComfyNode]] = [StylizeAnyPainting]

@@ -14,6 +14,9 @@ from depthstyle.depthstyle_core.errors import InputImageError, MaskError
 from depthstyle.depthstyle_core.images import load_image
 from depthstyle.depthstyle_core.models.microast import instance_normalize
 from depthstyle.depthstyle_core.models.padding import pad_to_valid
+from depthstyle.depthstyle_core.report.edges import detect_edges, edge_agreement
+from depthstyle.depthstyle_core.stylize import luminance, resize_images, scaled_size
+from depthstyle.depthstyle_core.upsample import guided_enlarge
 
 from .bench_modules import bench_module
 
@@ -210,6 +213,8 @@ def test_bad_inputs_are_clear_errors(model, photo_value, style_value, message):
         ({"tile": 64}, "tile must be 0"),
         ({"frames": "video"}, "frames must be one of"),
         ({"style_size": -1}, "style_size must be 0"),
+        ({"scale": 0}, "scale must be above 0 and at most 4"),
+        ({"scale": 5}, "scale must be above 0 and at most 4"),
     ],
 )
 def test_bad_settings_are_clear_errors(model, photo, painting, setting, message):
@@ -271,3 +276,44 @@ def test_a_device_without_an_index_is_the_current_one():
     assert same_device(torch.device("meta", 0), torch.device("meta")) and not same_device(
         torch.device("meta", 0), torch.device("meta", 1)
     )
+
+
+def test_a_scale_paints_the_resized_photo_and_brings_it_back_guided_by_the_photo(model, painting):
+    """Brush size: scale 0.5 is the half-size photo painted, enlarged guided by the full photo (so its
+    strokes are twice as large), exactly; an odd size comes back at its size; 2 paints finer strokes."""
+    photo = load_image(DATA / "content.png")[..., :239, :383]
+    small = resize_images(photo, scaled_size(239, 383, 0.5)).clamp(0, 1)
+    expected = guided_enlarge(stylize_any(model, small, painting), small, photo)
+    assert torch.equal(stylize_any(model, photo, painting, scale=0.5), expected)
+    finer = stylize_any(model, photo, painting, scale=2.0)
+    large = stylize_any(model, resize_images(photo, (478, 766)).clamp(0, 1), painting)
+    assert finer.shape == photo.shape
+    assert distance(finer, resize_images(large, (239, 383))) < 1e-6
+    assert torch.equal(stylize_any(model, photo, painting, scale=1.0), stylize_any(model, photo, painting))
+
+
+def test_a_scale_keeps_masks_and_depth_at_the_photos_size(model, photo, painting):
+    mask = torch.zeros(1, 1, *photo.shape[-2:])
+    mask[..., :, : photo.shape[-1] // 2] = 1
+    half = stylize_any(model, photo, painting, scale=0.5, mask=mask)
+    left, right = half[..., : photo.shape[-1] // 2], half[..., photo.shape[-1] // 2 :]
+    assert torch.equal(right, photo[..., photo.shape[-1] // 2 :]), "mask 0 is the photo, pixel for pixel"
+    assert distance(left, photo[..., : photo.shape[-1] // 2]) > 0.05
+    near = torch.ones(1, 1, *photo.shape[-2:])
+    kept = stylize_any(model, photo, painting, scale=0.5, depth=near, depth_preserve=1.0)
+    assert torch.equal(kept, photo), "the nearest things keep the whole photo at any scale"
+
+
+def test_the_guided_enlargement_keeps_more_outlines_than_bicubic(model, painting):
+    """Measured with the structure report's edge F1 against the photo (the README's choice)."""
+    photo = load_image(DATA / "content.png")
+    small = resize_images(photo, scaled_size(*photo.shape[-2:], 0.5)).clamp(0, 1)
+    painted = stylize_any(model, small, painting)
+    edges = detect_edges(luminance(photo))[0]
+
+    def f1(result: torch.Tensor) -> float:
+        return edge_agreement(edges, detect_edges(luminance(result))[0], 2).f1
+
+    guided = f1(stylize_any(model, photo, painting, scale=0.5))
+    bicubic = f1(resize_images(painted, tuple(photo.shape[-2:])).clamp(0, 1))
+    assert guided > bicubic + 0.02, (guided, bicubic)

@@ -86,6 +86,17 @@ def test_depth_preserve_zero_needs_no_depth_model(tmp_path, photo, offline, caps
     assert "no depth model" not in err and "depth model:" not in err
 
 
+def test_scale_sets_the_brush_size_of_the_any_painting_network(tmp_path, photo, offline):
+    out = tmp_path / "out"
+    args = ["stylize", str(photo), "--style", str(PAINTING), "-o", str(out), "--depth-preserve", "0"]
+    assert main(["--models-dir", str(tmp_path / "empty"), *args, "--scale", "0.5"]) == 0
+    result = styled(out / "photo_styled.png")
+    with torch.inference_mode():
+        expected = stylize_any(load_any_style_model(), load_image(photo), load_image(PAINTING), scale=0.5)
+    assert result.shape == expected.shape == (1, 3, 45, 58)
+    assert (result - expected).abs().max() <= 1 / 255 + 1e-6
+
+
 def test_with_a_depth_model_near_things_keep_more_of_the_photo(tmp_path, photo):
     models = tmp_path / "models"
     write_depth_checkpoint(models / "depth" / "tiny.safetensors", seed=5)
@@ -164,8 +175,6 @@ def test_wrong_weight_counts_missing_paintings_and_stray_options_are_errors(tmp_
     assert "gone.jpg" in capsys.readouterr().err
     assert main([*base, "--model", "x.safetensors", "--style-size", "256"]) == 2
     assert "--style-size work with --style only" in capsys.readouterr().err
-    assert main([*base, "--style", str(PAINTING), "--scale", "0.5"]) == 2
-    assert "--scale works with --model only" in capsys.readouterr().err
     assert not (tmp_path / "out").exists(), "nothing written"
 
 

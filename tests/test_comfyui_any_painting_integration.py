@@ -86,7 +86,7 @@ def test_the_node_is_registered_with_its_inputs_and_the_model_combo(object_info,
             "frames",
             "tile",
         ],
-        "optional": ["depth_model", "depth_map", "mask", "model", "precision"],
+        "optional": ["depth_model", "depth_map", "mask", "model", "precision", "scale"],
     }
     required, optional = node["input"]["required"], node["input"]["optional"]
     assert required["strength"][1]["default"] == 1.0 and required["depth_preserve"][1]["default"] == 0.5

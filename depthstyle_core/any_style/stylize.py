@@ -23,7 +23,16 @@ from ..errors import InputImageError, SettingsError
 from ..images import to_rgb
 from ..models.microast import MicroAST, StyleSignals
 from ..models.padding import STRIDE
-from ..stylize import FRAMES, POOLED_FRAMES, PRECISIONS, blend_with_content, long_side_size, resize_images
+from ..stylize import (
+    FRAMES,
+    MAX_SCALE,
+    POOLED_FRAMES,
+    PRECISIONS,
+    blend_with_content,
+    long_side_size,
+    resize_images,
+    scaled_size,
+)
 from ..tiling import (
     DEFAULT_OVERLAP,
     SMALLEST_TILE,
@@ -35,6 +44,7 @@ from ..tiling import (
     shared_norm_stats,
     stylize_chunk,
 )
+from ..upsample import guided_enlarge
 from ..video.hold import hold_still
 from . import DEFAULT_STYLE_SIZE
 from .strength import check_fraction, pixel_amount, signal_amount, strength_map
@@ -67,6 +77,7 @@ def stylize_any(
     style_weights: Sequence[float] | None = None,
     preserve_color: bool = False,
     frames: str = "independent",
+    scale: float = 1.0,
     tile: int = 0,
     chunk_size: int = 4,
     precision: str = "fp32",
@@ -90,8 +101,11 @@ def stylize_any(
     ``preserve_color`` keeps the photo's colours. ``frames="shared"``: the batch is a video, one look
     for every frame; ``"flow"``: the same, held still along the optical flow (depth, when given, also
     decides what is hidden as things move). ``look`` (from :func:`clip_look`, made with the same
-    settings) is the pooled look of a whole clip this batch is a part of. ``tile`` > 0 runs tiles of
-    that side (same result, bounded memory); 0 runs whole
+    settings) is the pooled look of a whole clip this batch is a part of. ``scale`` sets the brush size:
+    the network paints the photos resized by it (0.5: strokes twice as large) and its result comes back
+    to their size, guided by the photos' outlines (:mod:`..upsample`); strength, masks and depth act at
+    the photos' size. ``tile`` > 0 runs tiles of that side (in pixels of the resized photos; same
+    result, bounded memory); 0 runs whole
     images and tiles only after a CUDA out-of-memory error. ``precision`` fp16/bf16 applies on CUDA
     only. ``on_progress(done, total, preview)`` and ``should_stop()`` work as in
     :func:`..stylize.stylize`.
@@ -100,18 +114,19 @@ def stylize_any(
         model,
         photo,
         style,
-        strength,
-        mask,
-        depth,
-        depth_preserve,
-        style_size,
-        style_weights,
-        frames,
-        tile,
-        chunk_size,
-        precision,
-        device,
         look,
+        strength=strength,
+        mask=mask,
+        depth=depth,
+        depth_preserve=depth_preserve,
+        style_size=style_size,
+        style_weights=style_weights,
+        frames=frames,
+        scale=scale,
+        tile=tile,
+        chunk_size=chunk_size,
+        precision=precision,
+        device=device,
     )
     if job is None:
         return _checked_photos(photo).clone()
@@ -136,6 +151,7 @@ def clip_look(
     depth_preserve: float = 0.0,
     style_size: int = DEFAULT_STYLE_SIZE,
     style_weights: Sequence[float] | None = None,
+    scale: float = 1.0,
     tile: int = 0,
     chunk_size: int = 4,
     precision: str = "fp32",
@@ -148,18 +164,19 @@ def clip_look(
         model,
         sample,
         style,
-        strength,
-        mask,
-        depth,
-        depth_preserve,
-        style_size,
-        style_weights,
-        "shared",
-        tile,
-        chunk_size,
-        precision,
-        device,
         None,
+        strength=strength,
+        mask=mask,
+        depth=depth,
+        depth_preserve=depth_preserve,
+        style_size=style_size,
+        style_weights=style_weights,
+        frames="shared",
+        scale=scale,
+        tile=tile,
+        chunk_size=chunk_size,
+        precision=precision,
+        device=device,
     )
     if job is None:
         return None
@@ -174,6 +191,8 @@ def _prepare(
     model: MicroAST,
     photo: Tensor,
     style: Paintings | StyleSignals,
+    look: ClipLook | None,
+    *,
     strength: float,
     mask: Tensor | None,
     depth: Tensor | None,
@@ -181,15 +200,15 @@ def _prepare(
     style_size: int,
     style_weights: Sequence[float] | None,
     frames: str,
+    scale: float,
     tile: int,
     chunk_size: int,
     precision: str,
     device: torch.device | str | None,
-    look: ClipLook | None,
 ) -> _Job | None:
     """Everything a pass over ``photo`` needs, with the network in eval mode (the caller restores
     ``job.was_training``); None when the settings leave the photos as they are."""
-    _validate(strength, depth_preserve, style_size, frames, tile, chunk_size, precision)
+    _validate(strength, depth_preserve, style_size, frames, scale, tile, chunk_size, precision)
     content = _checked_photos(photo)
     batch, _, height, width = content.shape
     amount = strength_map(
@@ -213,8 +232,20 @@ def _prepare(
                 pooled = frames in POOLED_FRAMES
                 own = own.map(lambda t: t.mean(dim=0, keepdim=True)) if pooled else own
     plan = TilePlan(tile // STRIDE * STRIDE, DEFAULT_OVERLAP)
+    work_size = scaled_size(height, width, scale)
     return _Job(
-        net, content, amount, painting, own, strength, chunk_size, run_device, plan, dtype, was_training
+        net,
+        content,
+        amount,
+        painting,
+        own,
+        strength,
+        chunk_size,
+        run_device,
+        plan,
+        dtype,
+        work_size,
+        was_training,
     )
 
 
@@ -230,8 +261,8 @@ def runnable(model: MicroAST, device: torch.device) -> MicroAST:
 
 
 class _Job:
-    """One stylize_any call's inputs, cut into chunks: the network's pass and input for each chunk, and
-    the final blend of its result with the photos."""
+    """One stylize_any call's inputs, cut into chunks: the network's pass and input for each chunk (the
+    photos resized to ``work_size``), and the final blend of its result with the photos at their size."""
 
     def __init__(
         self,
@@ -245,24 +276,26 @@ class _Job:
         device: torch.device,
         plan: TilePlan,
         dtype: torch.dtype,
+        work_size: tuple[int, int],
         was_training: bool,
     ) -> None:
         self.net, self.content, self.amount = net, content, amount
-        self.plan, self.dtype, self.was_training = plan, dtype, was_training
+        self.plan, self.dtype, self.work_size, self.was_training = plan, dtype, work_size, was_training
         self.painting, self.own, self.strength = painting, own, strength
         self.chunk_size, self.device = chunk_size, device
         self.uniform = None if amount is not None or own is None else float(signal_amount(strength))
 
     def pooled_stats(self, progress: Progress) -> Stats:
         """The statistics at both AdaIN points pooled over every photo."""
-        batch, _, height, width = self.content.shape
+        batch = self.content.shape[0]
         runner = Runner(self.network_pass(0, True), self.dtype)
         inputs = lambda: map(self.network_input, range(0, batch, self.chunk_size))  # noqa: E731
-        return shared_norm_stats(runner, inputs, batch, (height, width), self.plan, progress)
+        return shared_norm_stats(runner, inputs, batch, self.work_size, self.plan, progress)
 
     def run(self, progress: Progress, shared: bool, preserve_color: bool, look: ClipLook | None) -> Tensor:
         """Every chunk through the network (whole or in tiles), with statistics shared over the batch
-        first when ``shared`` (or the clip's ``look``), blended back with the photos."""
+        first when ``shared`` (or the clip's ``look``), brought to the photos' size and blended back
+        with them."""
         batch = self.content.shape[0]
         stats = look.stats if shared and look is not None else None
         with torch.no_grad():
@@ -275,6 +308,7 @@ class _Job:
                 runner = Runner(self.network_pass(start, shared), self.dtype)
                 styled = stylize_chunk(runner, x, self.plan, progress, pool=shared, stats=stats).clamp_(0, 1)
                 end = start + x.shape[0]
+                styled = self.full_size(styled, x, start, end)
                 out[start:end] = self.blend(start, end, styled, preserve_color).to(out.device)
                 progress.chunk_done(out[start].cpu())
             return out
@@ -287,11 +321,23 @@ class _Job:
         return StyledPass(self.net, self.painting, own, self.uniform)
 
     def network_input(self, start: int) -> Tensor:
-        """The chunk at ``start`` on the device, with its strength map as a fourth channel if any."""
+        """The chunk at ``start`` on the device at the working size, with its strength map as a fourth
+        channel if any."""
         chunk = self.content[start : start + self.chunk_size]
         if self.amount is not None:
             chunk = torch.cat([chunk, self.amount[start : start + self.chunk_size].to(chunk.device)], dim=1)
-        return chunk.to(self.device).contiguous(memory_format=torch.channels_last)
+        chunk = resize_images(chunk.to(self.device), self.work_size).clamp(0, 1)
+        return chunk.contiguous(memory_format=torch.channels_last)
+
+    def full_size(self, styled: Tensor, small: Tensor, start: int, end: int) -> Tensor:
+        """The network's result for photos ``start:end`` (painted on ``small``, their working-size copies)
+        at their size: enlarged guided by their outlines, or shrunk (antialiased) for finer strokes."""
+        size = tuple(self.content.shape[-2:])
+        if tuple(styled.shape[-2:]) == size:
+            return styled
+        if styled.shape[-2] >= size[0] and styled.shape[-1] >= size[1]:
+            return resize_images(styled, size).clamp_(0, 1)
+        return guided_enlarge(styled, small[:, :3], self.content[start:end].to(self.device))
 
     def blend(self, start: int, end: int, styled: Tensor, preserve_color: bool) -> Tensor:
         """The network's (clamped) result for photos ``start:end`` blended back with them."""
@@ -309,6 +355,7 @@ def _validate(
     depth_preserve: float,
     style_size: int,
     frames: str,
+    scale: float,
     tile: int,
     chunk_size: int,
     precision: str,
@@ -321,6 +368,10 @@ def _validate(
         )
     if frames not in FRAMES:
         raise SettingsError(f"frames must be one of {FRAMES}, got {frames!r}")
+    if not 0.0 < scale <= MAX_SCALE:
+        raise SettingsError(
+            f"scale must be above 0 and at most {MAX_SCALE:g} (0.5: strokes twice as large), got {scale}"
+        )
     if tile and tile < SMALLEST_TILE:
         raise SettingsError(f"tile must be 0 (whole images) or at least {SMALLEST_TILE} pixels, got {tile}")
     if chunk_size < 1:
