@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import compare, convert, depth, evaluate, optimize, stylize, stylize_dataset, train, train_any
+from . import compare, convert, depth, evaluate, export, optimize, stylize, stylize_dataset, train, train_any
 from .common import EXIT_ERROR, default_models_dir
 
-COMMANDS = (depth, stylize, stylize_dataset, optimize, train, train_any, evaluate, compare, convert)
+COMMANDS = (depth, stylize, stylize_dataset, optimize, train, train_any, evaluate, compare, convert, export)
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, after_command: bool = False) -> None:

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from ..depthstyle_core.errors import InputImageError, SettingsError
 from .common import EXIT_SKIPPED, expand_images, output_folder, output_stems
-from .compare_models import BUILTIN_MODEL, load_painters
+from .compare_models import load_painters
+from .networks import BUILTIN_MODEL
 from .report_common import (
     add_report_options,
     load_report_models,

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .networks import load_network
+
 if TYPE_CHECKING:
     import torch
-
-BUILTIN_MODEL = "builtin"
 
 
 @dataclass(frozen=True)
@@ -32,27 +32,15 @@ def model_labels(models: Sequence[str]) -> list[str]:
 
 
 def load_painters(models: Sequence[str], models_dir: Path, device: str, tile: int) -> list[Painter]:
-    """A painter per model name: ``builtin`` (the shipped any-painting network) or a model file, a path
-    or a name in ``<models_dir>/styles/`` or ``<models_dir>/any_style/``; its architecture decides."""
-    from ..depthstyle_core.any_style.model_file import build_any_style_model, load_any_style_model
-    from ..depthstyle_core.checkpoint import read_safetensors
-    from ..depthstyle_core.hub.resolve import resolve_model_file
-    from ..depthstyle_core.models.microast import ARCHITECTURE
-    from ..depthstyle_core.style_model import build_style_model
+    """A painter per model name (see :func:`.networks.load_network`)."""
+    from ..depthstyle_core.models.microast import MicroAST
 
     painters = []
     for name, label in zip(models, model_labels(models), strict=True):
-        if name == BUILTIN_MODEL:
-            painters.append(_any_painter(label, load_any_style_model(device=device), tile))
-            continue
-        path = resolve_model_file(name, model_dirs=[models_dir / "styles", models_dir / "any_style"])
-        tensors, metadata = read_safetensors(path)
-        if metadata.get("architecture") == ARCHITECTURE:
-            net = build_any_style_model(tensors, metadata, source=str(path)).to(device)
-            painters.append(_any_painter(label, net, tile))
-        else:
-            net = build_style_model(tensors, metadata, source=str(path)).to(device)
-            painters.append(_style_painter(label, net, tile))
+        net, _ = load_network(name, models_dir, device)
+        painters.append(
+            _any_painter(label, net, tile) if isinstance(net, MicroAST) else _style_painter(label, net, tile)
+        )
     return painters
 
 

@@ -7,6 +7,7 @@ the right and bottom and the output is cropped back, so any size comes back at i
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -20,8 +21,13 @@ def padded_size(length: int) -> int:
 
 
 def pad_to_valid(x: Tensor) -> Tensor:
-    """Pad right/bottom to :func:`padded_size` (reflect; replicate where the image is too small)."""
+    """Pad right/bottom to :func:`padded_size` (reflect; replicate where the image is too small).
+
+    While the network is being exported (ONNX) the sides are symbolic and cannot choose a branch: the
+    graph takes sides of at least MIN_SIDE, where the padding is always a reflection, written as one."""
     height, width = x.shape[-2:]
+    if _exporting():
+        return F.pad(x, (0, (-width) % STRIDE, 0, (-height) % STRIDE), mode="reflect")
     pad_h = padded_size(height) - height
     pad_w = padded_size(width) - width
     if pad_w:
@@ -29,3 +35,8 @@ def pad_to_valid(x: Tensor) -> Tensor:
     if pad_h:
         x = F.pad(x, (0, 0, 0, pad_h), mode="reflect" if pad_h < height else "replicate")
     return x
+
+
+def _exporting() -> bool:
+    is_exporting = getattr(torch.compiler, "is_exporting", None)  # torch >= 2.5
+    return bool(is_exporting and is_exporting())
