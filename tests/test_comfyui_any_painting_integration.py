@@ -209,6 +209,19 @@ def test_masks_and_depth_maps_shorter_than_the_batch_are_taken_in_turn(comfy, ob
         assert (first - expected).abs().max() <= 1 / 255 + 1e-6, wired
 
 
+def test_scale_paints_larger_strokes_and_comes_back_at_the_photos_size(comfy):
+    prompt = api_workflow("stylize_any_painting")
+    prompt["4"]["inputs"]["scale"] = 0.5
+    result = shown_image(comfy, succeeded(comfy.run(prompt)), "5")
+    photo, painting = input_image(comfy, "example.png"), input_image(comfy, "style.png")
+    with torch.inference_mode():
+        expected = stylize_any(load_any_style_model(), photo, painting, scale=0.5)[0]
+        full = stylize_any(load_any_style_model(), photo, painting)[0]
+    assert result.shape == photo[0].shape
+    assert (result - expected).abs().max() <= 1 / 255 + 1e-6
+    assert (result - full).abs().mean() > 0.02, "another brush size than scale 1"
+
+
 def test_without_a_depth_model_a_mask_of_zero_returns_the_photo_and_a_users_model_is_used(comfy):
     prompt = api_workflow("stylize_any_painting")
     prompt["8"] = {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": 8, "height": 8}}
