@@ -26,7 +26,7 @@ from depthstyle.depthstyle_core.images import load_image, tensor_to_pil
 from depthstyle.depthstyle_core.report.edges import detect_edges, edge_agreement
 from depthstyle.depthstyle_core.report.ssim import ssim
 from depthstyle.depthstyle_core.stylize import luminance, resize_images, scaled_size
-from depthstyle.depthstyle_core.upsample import bicubic_enlarge, guided_enlarge
+from depthstyle.depthstyle_core.upsample import guided_enlarge
 
 ROOT = Path(__file__).resolve().parents[1]
 SCALES = (1.0, 0.5, 0.25)
@@ -67,7 +67,7 @@ def main() -> None:
                     {
                         "scale": scale,
                         "enlargement": "bicubic",
-                        **structure(photo, bicubic_enlarge(small, photo)),
+                        **structure(photo, resize_images(small, tuple(photo.shape[-2:])).clamp(0, 1)),
                     }
                 )
             x, y, w, h = args.crop

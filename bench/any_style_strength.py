@@ -22,8 +22,9 @@ from common import command_and_machine
 from PIL import Image, ImageDraw
 
 from depthstyle.depthstyle_core.any_style.model_file import load_any_style_model
+from depthstyle.depthstyle_core.any_style.signals import painting_signals
 from depthstyle.depthstyle_core.any_style.strength import pixel_amount
-from depthstyle.depthstyle_core.any_style.stylize import painting_signals, stylize_any
+from depthstyle.depthstyle_core.any_style.stylize import stylize_any
 from depthstyle.depthstyle_core.images import load_image, tensor_to_pil
 from depthstyle.depthstyle_core.models.microast import MicroAST, instance_normalize
 from depthstyle.depthstyle_core.models.padding import pad_to_valid

@@ -36,7 +36,8 @@ from common import command_and_machine
 from PIL import Image
 
 from depthstyle.depthstyle_core.any_style.model_file import load_any_style_model
-from depthstyle.depthstyle_core.any_style.stylize import style_signals, stylize_any
+from depthstyle.depthstyle_core.any_style.signals import style_signals
+from depthstyle.depthstyle_core.any_style.stylize import stylize_any
 from depthstyle.depthstyle_core.images import load_image, tensor_to_pil
 from depthstyle.trainers.datasets import DatasetConfig, stylize_dataset
 from depthstyle.trainers.datasets.codec import load_painting, load_photo, write_image

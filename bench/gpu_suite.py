@@ -32,7 +32,8 @@ from common import (
 )
 
 from depthstyle.depthstyle_core.any_style.model_file import load_any_style_model
-from depthstyle.depthstyle_core.any_style.stylize import style_signals, stylize_any
+from depthstyle.depthstyle_core.any_style.signals import style_signals
+from depthstyle.depthstyle_core.any_style.stylize import stylize_any
 from depthstyle.depthstyle_core.depth import DepthEstimator, estimate_depth
 from depthstyle.depthstyle_core.models.depth_anything import (
     DepthAnythingConfig,

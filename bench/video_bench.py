@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from common import command_and_machine
 
 from depthstyle.depthstyle_core.any_style.model_file import load_any_style_model
-from depthstyle.depthstyle_core.any_style.stylize import style_signals, stylize_any
+from depthstyle.depthstyle_core.any_style.signals import style_signals
+from depthstyle.depthstyle_core.any_style.stylize import stylize_any
 from depthstyle.depthstyle_core.video.hold import hold_still
 
 RESULTS = Path(__file__).parent / "results"

@@ -92,7 +92,7 @@ def stylize_any_command(args: argparse.Namespace) -> int:
     import torch
 
     from ..depthstyle_core.any_style.model_file import load_any_style_model
-    from ..depthstyle_core.any_style.stylize import style_signals
+    from ..depthstyle_core.any_style.signals import style_signals
     from ..depthstyle_core.images import load_image
 
     if args.style_weights is not None and len(args.style_weights) != len(args.style):

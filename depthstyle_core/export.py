@@ -12,6 +12,7 @@ Exporting needs the ``onnx`` and ``onnxscript`` packages (``pip install "depthst
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -67,10 +68,11 @@ def export_onnx(
     net: TransformerNet | MicroAST, path: str | Path, metadata: Mapping[str, str], *, opset: int = OPSET
 ) -> Path:
     """Write ``net`` to ``path`` as ONNX with dynamic batch, height and width, and ``metadata`` (name,
-    licence, ...) in the file; the file appears only when it is complete."""
+    licence, ...) in the file; the file appears only when it is complete. The caller's network is left as
+    it was."""
     onnx = _onnx()
     path = Path(path)
-    net = net.float().eval()
+    net = copy.deepcopy(net).float()
     side = lambda name: torch.export.Dim(name, min=MIN_SIDE, max=MAX_SIDE)  # noqa: E731
     batch = torch.export.Dim("batch", min=1, max=1024)
     photo = torch.rand(2, 3, *EXAMPLE_SIZE, generator=torch.Generator().manual_seed(0))
@@ -84,7 +86,7 @@ def export_onnx(
         raise SettingsError(
             f"only style networks and the any-painting network export, not {type(net).__name__}"
         )
-    graph.eval()
+    graph.train(False)
     with torch.no_grad():
         program = torch.onnx.export(
             graph,

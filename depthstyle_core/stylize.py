@@ -112,11 +112,7 @@ def stylize(
     weights = None if mask is None else fit_mask(mask, batch, height, width)
     if strength == 0 or (weights is not None and not bool(weights.any())):
         return content.clone()
-    run_device = torch.device(device) if device is not None else next(net.parameters()).device
-    dtype = PRECISIONS[precision] if run_device.type == "cuda" else torch.float32
-    model = (
-        net if same_device(next(net.parameters()).device, run_device) else copy.deepcopy(net).to(run_device)
-    )
+    model, run_device, dtype = _runnable(net, device, precision)
     work_size = scaled_size(height, width, scale)
     pool = frames in POOLED_FRAMES and bool(model.norm_layers())
 
@@ -172,11 +168,7 @@ def clip_look(
     statistics."""
     _validate(1.0, scale, "shared", tile_size, tile_overlap, chunk_size, precision)
     content = to_rgb(sample).float()
-    run_device = torch.device(device) if device is not None else next(net.parameters()).device
-    dtype = PRECISIONS[precision] if run_device.type == "cuda" else torch.float32
-    model = (
-        net if same_device(next(net.parameters()).device, run_device) else copy.deepcopy(net).to(run_device)
-    )
+    model, run_device, dtype = _runnable(net, device, precision)
     if not model.norm_layers():
         return None
     work_size = scaled_size(*content.shape[-2:], scale)
@@ -199,6 +191,17 @@ def clip_look(
             )
     finally:
         model.train(was_training)
+
+
+def _runnable(
+    net: TransformerNet, device: torch.device | str | None, precision: str
+) -> tuple[TransformerNet, torch.device, torch.dtype]:
+    """The network on ``device`` (default: its own; a copy when that differs, so the caller's stays where
+    it is), that device, and the dtype ``precision`` means there (fp32 off CUDA)."""
+    run_device = torch.device(device) if device is not None else next(net.parameters()).device
+    dtype = PRECISIONS[precision] if run_device.type == "cuda" else torch.float32
+    on_device = same_device(next(net.parameters()).device, run_device)
+    return (net if on_device else copy.deepcopy(net).to(run_device)), run_device, dtype
 
 
 def _validate(

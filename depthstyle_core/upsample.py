@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from .stylize import luminance, resize_images
+from .stylize import luminance
 
 RADIUS = 1
 """Window radius, in pixels of the small picture."""
@@ -42,8 +42,3 @@ def guided_enlarge(
     slope, offset = _box(slope, radius), _box(offset, radius)
     enlarge = lambda x: F.interpolate(x, size=size, mode="bilinear", align_corners=False)  # noqa: E731
     return (enlarge(slope) * guide + enlarge(offset)).clamp_(0, 1)
-
-
-def bicubic_enlarge(small: Tensor, photo: Tensor) -> Tensor:
-    """``small`` enlarged to ``photo``'s size with PyTorch's bicubic filter, clamped to 0..1."""
-    return resize_images(small, tuple(photo.shape[-2:])).clamp(0, 1)

@@ -232,7 +232,7 @@ def test_a_missing_or_broken_painting_file_is_named(tmp_path):
 
 
 def test_signals_made_once_give_the_same_result_as_the_painting(model, photo, painting):
-    from depthstyle.depthstyle_core.any_style.stylize import style_signals
+    from depthstyle.depthstyle_core.any_style.signals import style_signals
 
     signals = style_signals(model, [painting, painting.flip(-1)], style_weights=[2, 1], style_size=128)
     for strength in (1.0, 0.4):

@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -96,7 +97,7 @@ class TemporalHold:
         self.settings = settings or HoldSettings()
         self.flow = flow or DISFlow(self.settings.preset)
         self._keys: list[_Keyframe] = []
-        self._previous: tuple[Tensor, object, Tensor | None] | None = None
+        self._previous: tuple[Tensor, np.ndarray, Tensor | None] | None = None
         self.cuts: list[int] = []
         self.frames = 0
 
@@ -137,11 +138,11 @@ class TemporalHold:
 
     def _followed(
         self,
-        previous: tuple[Tensor, object, Tensor | None],
+        previous: tuple[Tensor, np.ndarray, Tensor | None],
         content: Tensor,
-        grey: object,
+        grey: np.ndarray,
         depth: Tensor | None,
-    ) -> Tensor:
+    ) -> tuple[Tensor, Tensor]:
         """``[1,1,H,W]`` 1 where a pixel of this frame can be followed to the frame before, else 0; and
         where each pixel was in that frame (``[1,H,W,2]``)."""
         before, before_grey, before_depth = previous

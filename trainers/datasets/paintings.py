@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ...depthstyle_core.any_style.stylize import style_signals
+from ...depthstyle_core.any_style.signals import style_signals
 from ...depthstyle_core.errors import InputImageError
 from ...depthstyle_core.models.microast import MicroAST, StageSignals, StyleSignals
 from ..distributed import Team
