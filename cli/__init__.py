@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     try:
-        args.device = _chosen_device(args.device)
+        args.device = _chosen_device(args)
         return args.run(args)
     except DepthStyleError as exc:
         print(f"depthstyle {args.command}: error: {exc}", file=sys.stderr)
@@ -70,12 +70,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
 
 
-def _chosen_device(name: str) -> str:
-    """The device to run on; ``auto`` is resolved and the choice said on the console."""
+def _chosen_device(args: argparse.Namespace) -> str:
+    """The device to run on. ``auto`` is resolved, and so is the runtime of a command that runs the
+    any-painting network (``args.runtime_of``, which settles ``args.runtime``); what was chosen is said
+    on the console."""
     from ..depthstyle_core.devices import AUTO, check_device, resolve_device
 
-    if name != AUTO:
-        return check_device(name)
-    chosen = resolve_device(name)
-    print(f"depthstyle: running on {chosen} (--device auto)", file=sys.stderr)
+    chosen = resolve_device(args.device) if args.device == AUTO else check_device(args.device)
+    runtime_of = getattr(args, "runtime_of", None)
+    how = [runtime_of(args, chosen)] if runtime_of is not None else []
+    how = [name for name in how if name is not None]
+    if args.device == AUTO:
+        how.append("--device auto")
+    if how:
+        print(f"depthstyle: running on {chosen} ({', '.join(how)})", file=sys.stderr)
     return chosen

@@ -19,7 +19,12 @@ from .common import (
     same_size_frames,
 )
 from .masks import add_mask_arguments, mask_for
-from .stylize_any import add_any_style_arguments, stylize_any_command, unused_any_style_options
+from .stylize_any import (
+    add_any_style_arguments,
+    any_style_runtime,
+    stylize_any_command,
+    unused_any_style_options,
+)
 from .stylize_video import add_video_arguments, resolve_frames, split_videos, stylize_videos, video_outputs
 
 if TYPE_CHECKING:
@@ -185,4 +190,4 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     add_any_style_arguments(parser)
     add_mask_arguments(parser)
     add_video_arguments(parser)
-    parser.set_defaults(run=_stylize_command)
+    parser.set_defaults(run=_stylize_command, runtime_of=any_style_runtime)

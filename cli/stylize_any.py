@@ -41,6 +41,7 @@ ANY_STYLE_ONLY = {
     "depth_preserve": "--depth-preserve",
     "any_model": "--any-model",
     "depth_map": "--depth-map",
+    "runtime": "--runtime",
 }
 
 
@@ -75,11 +76,28 @@ def add_any_style_arguments(parser: argparse.ArgumentParser) -> None:
         "--depth-mask: a file for every photo, or a folder with x.png or x_depth.png for each photo x",
     )
     group.add_argument(
+        "--runtime",
+        choices=("auto", "torch", "openvino"),
+        help="what runs the network on the CPU: auto (default: OpenVINO when it is installed, with "
+        'pip install "depthstyle[cpu]"; the same pictures, faster), torch or openvino',
+    )
+    group.add_argument(
         "--any-model",
         metavar="FILE",
         help="an any-painting model file of the same architecture (e.g. a fine-tuned one) instead of the "
         "built-in weights: a path or a file in any_style/",
     )
+
+
+def any_style_runtime(args: argparse.Namespace, device: str) -> str | None:
+    """The runtime of the any-painting network on ``device`` (settled in ``args.runtime``), or None when
+    this run paints with a trained style."""
+    from ..depthstyle_core.runtimes import chosen_runtime
+
+    if not args.style:
+        return None
+    args.runtime = chosen_runtime(args.runtime or "auto", device)
+    return args.runtime
 
 
 def unused_any_style_options(args: argparse.Namespace) -> str | None:
@@ -214,6 +232,7 @@ def _clip_painter(
             tile=args.tile,
             precision=args.precision,
             device=args.device,
+            runtime=args.runtime,
         )
 
     def paint(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -252,6 +271,7 @@ def _stylize(
         precision=args.precision,
         device=args.device,
         look=look,
+        runtime=args.runtime,
     )
 
 

@@ -100,6 +100,13 @@ def _run(args: argparse.Namespace, team: Team, device: str | torch.device, stop:
     return EXIT_SKIPPED if skipped and team.is_main else EXIT_OK  # torchrun reports one status 3, not N
 
 
+def _runtime(args: argparse.Namespace, device: str) -> str | None:
+    """What runs the any-painting network (the library's automatic choice), or None for a trained style."""
+    from ..depthstyle_core.runtimes import chosen_runtime
+
+    return None if args.model else chosen_runtime("auto", device)
+
+
 def _as_options(message: str) -> str:
     """A settings error worded with the command's options (``content_size`` -> ``--content-size``)."""
     from dataclasses import fields
@@ -216,4 +223,4 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--precision", choices=("fp32", "fp16", "bf16"), default="fp32", help="CUDA only")
     add_collective_timeout(parser)
-    parser.set_defaults(run=_command)
+    parser.set_defaults(run=_command, runtime_of=_runtime)

@@ -20,6 +20,7 @@ from ..depthstyle_core.depth import DEFAULT_RESOLUTION, DepthEstimator, activati
 from ..depthstyle_core.depth_maps import depth_from_map
 from ..depthstyle_core.images import comfy_to_bchw
 from ..depthstyle_core.models.microast import MicroAST
+from ..depthstyle_core.runtimes import chosen_runtime
 from ..depthstyle_core.stylize import MAX_SCALE, POOLED_FRAMES
 from ..depthstyle_core.tiling import SMALLEST_TILE, working_pixels
 from .comfy_services import (
@@ -194,6 +195,7 @@ class StylizeAnyPainting(io.ComfyNode):
         normalization = "per_batch" if settings["frames"] in POOLED_FRAMES else "per_image"
         with ExitStack() as stack:
             device = stack.enter_context(on_compute_device(network, _memory(content, settings)))
+            log.info("DepthStyle Stylize Any Painting: on %s (%s)", device, chosen_runtime("auto", device))
             depth = None
             if depth_map is not None and settings["depth_preserve"] > 0:
                 if depth_model is not None:

@@ -16,6 +16,7 @@ from depthstyle.depthstyle_core.any_style.stylize import stylize_any
 from depthstyle.depthstyle_core.checkpoint import read_safetensors
 from depthstyle.depthstyle_core.depth import estimate_depth, load_depth_model
 from depthstyle.depthstyle_core.images import load_image, save_image
+from depthstyle.depthstyle_core.runtimes import openvino_problem
 
 from .comfyui_server import REPO
 from .factories import write_depth_checkpoint
@@ -75,7 +76,8 @@ def test_a_fresh_install_stylises_offline_and_says_in_one_line_why_without_depth
     assert "stylising without depth" in line and "--depth-preserve 0" in line
     assert "https://huggingface.co/depth-anything/Depth-Anything-V2-Small-hf/resolve/" in line
     assert str(tmp_path / "empty" / "depth" / "Depth-Anything-V2-Small-hf.safetensors") in line
-    assert "running on cpu (--device auto)" in err
+    runtime = "torch" if openvino_problem() else "openvino"
+    assert f"running on cpu ({runtime}, --device auto)" in err
 
 
 def test_depth_preserve_zero_needs_no_depth_model(tmp_path, photo, offline, capsys):

@@ -11,7 +11,7 @@ from torch import Tensor
 
 from ..errors import InputImageError, SettingsError
 from ..images import to_rgb
-from ..models.microast import MicroAST, StyleSignals
+from ..models.microast import MicroASTParts, StyleSignals
 from ..stylize import long_side_size, resize_images
 from . import DEFAULT_STYLE_SIZE
 
@@ -20,7 +20,7 @@ Paintings = Tensor | Sequence[Tensor]
 
 
 def style_signals(
-    model: MicroAST,
+    model: MicroASTParts,
     style: Paintings | StyleSignals,
     *,
     style_weights: Sequence[float] | None = None,
@@ -28,8 +28,10 @@ def style_signals(
     device: torch.device | str | None = None,
 ) -> StyleSignals:
     """The signals ``[1,...]`` of a painting or a blend of paintings (see :func:`stylize_any`), on
-    ``device`` (default: the model's); signals given are moved there unchanged."""
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    ``device`` (default: the model's, for a torch network); signals given are moved there unchanged."""
+    if device is None:
+        device = next(model.parameters()).device  # type: ignore[attr-defined] - a torch network
+    device = torch.device(device)
     if isinstance(style, StyleSignals):
         if style_weights is not None:
             raise ValueError("style_weights blend paintings; signals are already blended")
@@ -39,7 +41,7 @@ def style_signals(
 
 
 def painting_signals(
-    model: MicroAST, painting: Tensor, style_size: int, device: torch.device
+    model: MicroASTParts, painting: Tensor, style_size: int, device: torch.device
 ) -> StyleSignals:
     """One painting's signals, the painting resized to ``style_size`` on its long side."""
     size = long_side_size(*painting.shape[-2:], style_size)
@@ -47,7 +49,7 @@ def painting_signals(
 
 
 def blend_signals(
-    model: MicroAST,
+    model: MicroASTParts,
     paintings: list[Tensor],
     weights: Sequence[float] | None,
     style_size: int,
@@ -79,7 +81,7 @@ def _shares(weights: Sequence[float] | None, count: int) -> list[float]:
 
 
 def own_signals(
-    model: MicroAST, content: Tensor, style_size: int, device: torch.device, chunk_size: int
+    model: MicroASTParts, content: Tensor, style_size: int, device: torch.device, chunk_size: int
 ) -> StyleSignals:
     """Each photo's own signals ``[B,...]``, the photo seen at the paintings' working size."""
     parts = [

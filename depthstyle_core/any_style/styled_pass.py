@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..models.microast import EPS, MicroAST, StyleSignals
+from ..models.microast import EPS, MicroASTParts, StyleSignals
 from ..models.padding import STRIDE, pad_to_valid
 
 Stats = dict[str, tuple[Tensor, Tensor]]
@@ -99,7 +99,7 @@ class StyledPass:
 
     def __init__(
         self,
-        model: MicroAST,
+        model: MicroASTParts,
         signals: StyleSignals,
         own: StyleSignals | None = None,
         amount: float | None = None,

@@ -21,8 +21,9 @@ from torch import Tensor
 from ..devices import same_device
 from ..errors import InputImageError, SettingsError
 from ..images import to_rgb
-from ..models.microast import MicroAST, StyleSignals
+from ..models.microast import MicroAST, MicroASTParts, StyleSignals
 from ..models.padding import STRIDE
+from ..runtimes.choice import AUTO, OPENVINO, chosen_runtime
 from ..stylize import (
     FRAMES,
     MAX_SCALE,
@@ -82,6 +83,7 @@ def stylize_any(
     on_progress: ProgressCallback | None = None,
     should_stop: StopCallback | None = None,
     look: ClipLook | None = None,
+    runtime: str = AUTO,
 ) -> Tensor:
     """Paint ``[B,C,H,W]`` 0..1 photos (C = 1..4) in the style of ``style`` -> ``[B,3,H,W]`` float32 0..1
     at the photos' exact size, on the photos' device.
@@ -105,7 +107,9 @@ def stylize_any(
     result, bounded memory); 0 runs whole
     images and tiles only after a CUDA out-of-memory error. ``precision`` fp16/bf16 applies on CUDA
     only. ``on_progress(done, total, preview)`` and ``should_stop()`` work as in
-    :func:`..stylize.stylize`.
+    :func:`..stylize.stylize`. ``runtime`` (:mod:`..runtimes`): ``auto`` runs the network on OpenVINO
+    on the CPU when it is installed (same result, faster), else on torch; ``torch`` or ``openvino``
+    choose.
     """
     job = _prepare(
         model,
@@ -124,6 +128,7 @@ def stylize_any(
         chunk_size=chunk_size,
         precision=precision,
         device=device,
+        runtime=runtime,
     )
     if job is None:
         return _checked_photos(photo).clone()
@@ -153,6 +158,7 @@ def clip_look(
     chunk_size: int = 4,
     precision: str = "fp32",
     device: torch.device | str | None = None,
+    runtime: str = AUTO,
 ) -> ClipLook | None:
     """The look ``frames="shared"`` pools over a batch, measured on ``sample`` (frames spread over a
     clip, with their masks and depth) for :func:`stylize_any`'s ``look`` with the same settings; None
@@ -174,6 +180,7 @@ def clip_look(
         chunk_size=chunk_size,
         precision=precision,
         device=device,
+        runtime=runtime,
     )
     if job is None:
         return None
@@ -202,10 +209,13 @@ def _prepare(
     chunk_size: int,
     precision: str,
     device: torch.device | str | None,
+    runtime: str,
 ) -> _Job | None:
     """Everything a pass over ``photo`` needs, with the network in eval mode (the caller restores
     ``job.was_training``); None when the settings leave the photos as they are."""
     _validate(strength, depth_preserve, style_size, frames, scale, tile, chunk_size, precision)
+    run_device = torch.device(device) if device is not None else next(model.parameters()).device
+    on_openvino = chosen_runtime(runtime, run_device) == OPENVINO
     content = _checked_photos(photo)
     batch, _, height, width = content.shape
     amount = strength_map(
@@ -213,25 +223,28 @@ def _prepare(
     )
     if strength == 0 or (amount is not None and not bool(amount.any())):
         return None
-    run_device = torch.device(device) if device is not None else next(model.parameters()).device
-    net = runnable(model, run_device)
+    net = runnable(model, run_device, channels_last=not on_openvino)
     dtype = PRECISIONS[precision] if run_device.type == "cuda" else torch.float32
     was_training = net.training
     net.train(False)
+    parts = openvino_parts(model) if on_openvino else net
     with torch.no_grad():
-        painting = style_signals(net, style, style_weights=style_weights, style_size=style_size)
+        painting = style_signals(
+            parts, style, style_weights=style_weights, style_size=style_size, device=run_device
+        )
         own = None
         if amount is not None or strength < 1:
             if look is not None:
                 own = look.own
             else:
-                own = own_signals(net, content, style_size or DEFAULT_STYLE_SIZE, run_device, chunk_size)
+                own = own_signals(parts, content, style_size or DEFAULT_STYLE_SIZE, run_device, chunk_size)
                 pooled = frames in POOLED_FRAMES
                 own = own.map(lambda t: t.mean(dim=0, keepdim=True)) if pooled else own
     plan = TilePlan(tile // STRIDE * STRIDE, DEFAULT_OVERLAP)
     work_size = scaled_size(height, width, scale)
     return _Job(
         net,
+        parts,
         content,
         amount,
         painting,
@@ -246,13 +259,23 @@ def _prepare(
     )
 
 
-def runnable(model: MicroAST, device: torch.device) -> MicroAST:
+def openvino_parts(model: MicroAST) -> MicroASTParts:
+    """``model``'s parts compiled for OpenVINO (once per network and weights; openvino is imported only
+    here, as it is optional)."""
+    from ..runtimes.openvino_parts import openvino_microast
+
+    return openvino_microast(model)
+
+
+def runnable(model: MicroAST, device: torch.device, channels_last: bool = True) -> MicroAST:
     """The network to run: ``model`` itself when it is already on ``device`` in channels-last (so a
     prepared or compiled model is used as it is), else a channels-last copy there. Channels-last makes
     the convolutions about 1.35x faster on the CPU (bench/results/any_style_cpu.md); copying 1.9 MB
-    leaves the caller's network as it was."""
+    leaves the caller's network as it was. Without ``channels_last`` (when torch runs only the small
+    modulator) any layout on ``device`` will do."""
     weight = model.content_encoder.enc1[0].conv_layer.weight  # 9x9 over 3 channels: the layout is unambiguous
-    if same_device(weight.device, device) and weight.is_contiguous(memory_format=torch.channels_last):
+    in_layout = not channels_last or weight.is_contiguous(memory_format=torch.channels_last)
+    if same_device(weight.device, device) and in_layout:
         return model
     return copy.deepcopy(model).to(device=device, memory_format=torch.channels_last)
 
@@ -264,6 +287,7 @@ class _Job:
     def __init__(
         self,
         net: MicroAST,
+        parts: MicroASTParts,
         content: Tensor,
         amount: Tensor | None,
         painting: StyleSignals,
@@ -276,7 +300,7 @@ class _Job:
         work_size: tuple[int, int],
         was_training: bool,
     ) -> None:
-        self.net, self.content, self.amount = net, content, amount
+        self.net, self.parts, self.content, self.amount = net, parts, content, amount
         self.plan, self.dtype, self.work_size, self.was_training = plan, dtype, work_size, was_training
         self.painting, self.own, self.strength = painting, own, strength
         self.chunk_size, self.device = chunk_size, device
@@ -315,7 +339,7 @@ class _Job:
         own = self.own
         if own is not None and not shared:
             own = own.select(slice(start, start + self.chunk_size))
-        return StyledPass(self.net, self.painting, own, self.uniform)
+        return StyledPass(self.parts, self.painting, own, self.uniform)
 
     def network_input(self, start: int) -> Tensor:
         """The chunk at ``start`` on the device at the working size, with its strength map as a fourth

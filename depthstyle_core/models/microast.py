@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
@@ -174,6 +175,19 @@ class StyleSignals:
     def select(self, index: slice) -> StyleSignals:
         """The signals of some images of the batch (signals of one image apply to any batch)."""
         return self if self.batch == 1 else self.map(lambda t: t[index])
+
+
+class MicroASTParts(Protocol):
+    """What stylising runs of MicroAST: the network itself, or the same parts on another runtime
+    (:mod:`...runtimes`)."""
+
+    def style_signals(self, style: Tensor) -> StyleSignals: ...
+
+    def content_features(self, content: Tensor) -> Tensor: ...
+
+    def stage(self, index: int, normalized: Tensor, signals: StageSignals) -> Tensor: ...
+
+    def head(self, x: Tensor) -> Tensor: ...
 
 
 def mean_std(x: Tensor, correction: int = 1) -> tuple[Tensor, Tensor]:
