@@ -12,6 +12,9 @@ painting, writing): ``depthstyle stylize DIR --style PAINTING --depth-preserve 0
 (``--runtime auto`` and ``torch``), against a loop that reads each photo with Pillow, runs the
 exported graph on onnxruntime (or OpenVINO) and writes the PNG with Pillow.
 
+``large``: one 3840x2160 photo per runtime, each in a fresh process (so that the peak resident memory
+is that call's): the time of the call, compiling included, and the peak.
+
 Run: python bench/cpu_runtime.py [--sizes 512x512 1024x768 1920x1080] [--repeats 5] [--photos 8]
 Needs the [cpu] and [onnx] extras and onnxruntime.
 """
@@ -20,6 +23,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -163,6 +168,42 @@ def files_section(onnx_file: Path, photo_path: Path, count: int, size: tuple[int
         return row
 
 
+def peak_resident_bytes() -> int:
+    """This process's peak resident memory since it started its program (VmHWM; getrusage's maximum
+    carries over from the parent that started it)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmHWM in /proc/self/status: the large section needs Linux")
+
+
+def large_once(runtime: str, width: int, height: int) -> dict:
+    """One large photo in this process: seconds and peak resident memory."""
+    model = load_any_style_model()
+    photo = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(1))
+    started = time.perf_counter()
+    with torch.inference_mode():
+        stylize_any(model, photo, painting_at_side(PAINTING), style_size=0, runtime=runtime)
+    seconds = time.perf_counter() - started
+    peak = peak_resident_bytes() / 1e9
+    return {
+        "runtime": runtime,
+        "size": f"{width}x{height}",
+        "seconds": round(seconds, 2),
+        "peak_rss_gb": round(peak, 2),
+    }
+
+
+def large_section(width: int, height: int) -> list[dict]:
+    rows = []
+    for runtime in ("torch", "openvino"):
+        command = [sys.executable, __file__, "--large-once", runtime, f"{width}x{height}"]
+        done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=1200)
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        print(json.dumps(rows[-1]), flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -172,7 +213,13 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=8, help="photos in the files section")
     parser.add_argument("--files-size", default="1024x768")
     parser.add_argument("--photo", type=Path, default=PHOTO)
+    parser.add_argument("--large", default="3840x2160", help="the photo of the large section")
+    parser.add_argument("--large-once", nargs=2, metavar=("RUNTIME", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.large_once:
+        runtime, size = args.large_once
+        print(json.dumps(large_once(runtime, *map(int, size.split("x")))))
+        return
     sizes = [tuple(int(v) for v in reversed(text.split("x"))) for text in args.sizes]
     files_size = tuple(int(v) for v in reversed(args.files_size.split("x")))
     model = load_any_style_model()
@@ -183,6 +230,7 @@ def main() -> None:
             started = time.perf_counter()
             network = network_section(model, exported_runners(onnx_file), args.photo, sizes, args.repeats)
             files = files_section(onnx_file, args.photo, args.photos, files_size, max(2, args.repeats // 2))
+    large = large_section(*map(int, args.large.split("x")))
     result = {
         **command_and_machine(),
         "openvino": ov.__version__,
@@ -190,6 +238,7 @@ def main() -> None:
         "seconds_total": round(time.perf_counter() - started, 1),
         "network": network,
         "files": files,
+        "large": large,
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "cpu_runtime.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -15,7 +15,7 @@ from comfy_api.v0_0_2 import io
 
 from ..depthstyle_core.any_style import DEFAULT_DEPTH_PRESERVE
 from ..depthstyle_core.any_style.model_file import BUILTIN_WEIGHTS, load_any_style_model
-from ..depthstyle_core.any_style.stylize import DEFAULT_STYLE_SIZE, stylize_any
+from ..depthstyle_core.any_style.stylize import DEFAULT_STYLE_SIZE, release_runtime_memory, stylize_any
 from ..depthstyle_core.depth import DEFAULT_RESOLUTION, DepthEstimator, activation_bytes, estimate_depth
 from ..depthstyle_core.depth_maps import depth_from_map
 from ..depthstyle_core.images import comfy_to_bchw
@@ -196,6 +196,7 @@ class StylizeAnyPainting(io.ComfyNode):
         with ExitStack() as stack:
             device = stack.enter_context(on_compute_device(network, _memory(content, settings)))
             log.info("DepthStyle Stylize Any Painting: on %s (%s)", device, chosen_runtime("auto", device))
+            stack.callback(release_runtime_memory, network)
             depth = None
             if depth_map is not None and settings["depth_preserve"] > 0:
                 if depth_model is not None:

@@ -12,7 +12,12 @@ from torch import nn
 
 from depthstyle.cli import main
 from depthstyle.depthstyle_core.any_style.model_file import load_any_style_model
-from depthstyle.depthstyle_core.any_style.stylize import clip_look, openvino_parts, stylize_any
+from depthstyle.depthstyle_core.any_style.stylize import (
+    clip_look,
+    openvino_parts,
+    release_runtime_memory,
+    stylize_any,
+)
 from depthstyle.depthstyle_core.errors import SettingsError
 from depthstyle.depthstyle_core.images import load_image, save_image
 from depthstyle.depthstyle_core.models.microast import ConvLayer
@@ -203,3 +208,23 @@ def test_the_paintings_signals_are_the_same_on_both(model, painting):
             a, b = getattr(want, name), getattr(got, name)
             assert a.shape == b.shape == (2, 64, 1, 1)
             assert torch.allclose(a, b, rtol=1e-4, atol=1e-5), name
+
+
+def test_an_openvino_too_old_for_our_graphs_is_named_and_auto_stays_on_torch(monkeypatch):
+    old = type(sys)("openvino")
+    old.__version__ = "2024.6.0-17404-4c0f47d2335-releases/2024/6"
+    monkeypatch.setitem(sys.modules, "openvino", old)
+    openvino_problem.cache_clear()
+    try:
+        assert "openvino 2024.6.0" in openvino_problem() and "too old" in openvino_problem()
+        assert chosen_runtime("auto", "cpu") == "torch"
+    finally:
+        openvino_problem.cache_clear()
+
+
+def test_the_working_memory_can_be_let_go_and_the_network_still_paints(photo, painting):
+    fresh = load_any_style_model()
+    release_runtime_memory(fresh)  # never ran on OpenVINO: nothing to let go
+    before = stylize_any(fresh, photo, painting, runtime="openvino")
+    release_runtime_memory(fresh)
+    assert torch.equal(stylize_any(fresh, photo, painting, runtime="openvino"), before)

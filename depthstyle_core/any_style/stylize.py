@@ -23,7 +23,7 @@ from ..errors import InputImageError, SettingsError
 from ..images import to_rgb
 from ..models.microast import MicroAST, MicroASTParts, StyleSignals
 from ..models.padding import STRIDE
-from ..runtimes.choice import AUTO, OPENVINO, chosen_runtime
+from ..runtimes.choice import AUTO, OPENVINO, chosen_runtime, openvino_problem
 from ..stylize import (
     FRAMES,
     MAX_SCALE,
@@ -265,6 +265,18 @@ def openvino_parts(model: MicroAST) -> MicroASTParts:
     from ..runtimes.openvino_parts import openvino_microast
 
     return openvino_microast(model)
+
+
+def release_runtime_memory(model: MicroAST) -> None:
+    """Let go of the working memory OpenVINO holds for ``model`` between calls (a host such as ComfyUI
+    calls this when its work is done); nothing happens when the model never ran there."""
+    if openvino_problem() is not None:
+        return
+    from ..runtimes.openvino_parts import compiled_microast
+
+    compiled = compiled_microast(model)
+    if compiled is not None:
+        compiled.release_memory()
 
 
 def runnable(model: MicroAST, device: torch.device, channels_last: bool = True) -> MicroAST:

@@ -11,7 +11,7 @@ from ..errors import SettingsError
 
 AUTO, TORCH, OPENVINO = "auto", "torch", "openvino"
 RUNTIMES = (AUTO, TORCH, OPENVINO)
-OLDEST_OPENVINO = (2024, 0)
+OLDEST_OPENVINO = (2025, 0)  # the first with the operation sets at openvino.opsetN
 INSTALL = 'pip install "depthstyle[cpu]" (or pip install openvino)'
 
 
@@ -20,17 +20,17 @@ def openvino_problem() -> str | None:
     """Why OpenVINO cannot run our graphs here, or None when it can."""
     try:
         openvino = importlib.import_module("openvino")
-        importlib.import_module("openvino.opset13")
     except ImportError as exc:
         return f"the openvino package is not installed ({exc}): {INSTALL}"
-    version = getattr(openvino, "__version__", "0")
-    try:
-        found = tuple(int(part) for part in version.split(".")[:2])
-    except ValueError:
-        return None  # a development build: let it try
-    if found < OLDEST_OPENVINO:
+    version = getattr(openvino, "__version__", "")
+    found = tuple(int(part) for part in version.split("-")[0].split(".")[:2] if part.isdigit())
+    if len(found) == 2 and found < OLDEST_OPENVINO:
         oldest = ".".join(map(str, OLDEST_OPENVINO))
         return f"openvino {version} is too old (need {oldest} or newer): pip install -U openvino"
+    try:
+        importlib.import_module("openvino.opset13")
+    except ImportError as exc:
+        return f"openvino {version} lacks the operation sets used here ({exc}): pip install -U openvino"
     return None
 
 
