@@ -6,6 +6,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import openvino
 import pytest
 import torch
 from torch import nn
@@ -22,15 +23,8 @@ from depthstyle.depthstyle_core.errors import SettingsError
 from depthstyle.depthstyle_core.images import load_image, save_image
 from depthstyle.depthstyle_core.models.microast import ConvLayer
 from depthstyle.depthstyle_core.runtimes import chosen_runtime, openvino_problem
-
-openvino = pytest.importorskip("openvino", reason="the [cpu] extra (pip install openvino) is not installed")
-
-from depthstyle.depthstyle_core.runtimes.openvino_graph import (  # noqa: E402 - needs openvino
-    UnsupportedModule,
-    image_input,
-    module_graph,
-)
-from depthstyle.depthstyle_core.runtimes.openvino_parts import _compiled  # noqa: E402
+from depthstyle.depthstyle_core.runtimes.openvino_graph import UnsupportedModule, image_input, module_graph
+from depthstyle.depthstyle_core.runtimes.openvino_parts import _compiled
 
 DATA = Path(__file__).parent / "data" / "any_style"
 ONE_LEVEL = 1 / 255
