@@ -15,7 +15,8 @@ from comfy_api.v0_0_2 import io
 
 from ..depthstyle_core.any_style import DEFAULT_DEPTH_PRESERVE
 from ..depthstyle_core.any_style.model_file import BUILTIN_WEIGHTS, load_any_style_model
-from ..depthstyle_core.any_style.stylize import DEFAULT_STYLE_SIZE, release_runtime_memory, stylize_any
+from ..depthstyle_core.any_style.runtime import release_runtime_memory
+from ..depthstyle_core.any_style.stylize import DEFAULT_STYLE_SIZE, stylize_any
 from ..depthstyle_core.depth import DEFAULT_RESOLUTION, DepthEstimator, activation_bytes, estimate_depth
 from ..depthstyle_core.depth_maps import depth_from_map
 from ..depthstyle_core.images import comfy_to_bchw

@@ -13,13 +13,9 @@ from torch import nn
 
 from depthstyle.cli import main
 from depthstyle.depthstyle_core.any_style.model_file import load_any_style_model
-from depthstyle.depthstyle_core.any_style.stylize import (
-    clip_look,
-    openvino_parts,
-    release_runtime_memory,
-    stylize_any,
-)
-from depthstyle.depthstyle_core.errors import SettingsError
+from depthstyle.depthstyle_core.any_style.runtime import openvino_parts, release_runtime_memory
+from depthstyle.depthstyle_core.any_style.stylize import clip_look, stylize_any
+from depthstyle.depthstyle_core.errors import DeviceError, SettingsError
 from depthstyle.depthstyle_core.images import load_image, save_image
 from depthstyle.depthstyle_core.models.microast import ConvLayer
 from depthstyle.depthstyle_core.runtimes import chosen_runtime, openvino_problem
@@ -222,3 +218,16 @@ def test_the_working_memory_can_be_let_go_and_the_network_still_paints(photo, pa
     before = stylize_any(fresh, photo, painting, runtime="openvino")
     release_runtime_memory(fresh)
     assert torch.equal(stylize_any(fresh, photo, painting, runtime="openvino"), before)
+
+
+def test_when_openvino_cannot_compile_auto_warns_and_paints_on_torch(monkeypatch, photo, painting):
+    def refuse(*args, **kwargs):
+        raise RuntimeError("Exception from src/plugins/intel_cpu: unsupported instruction set")
+
+    monkeypatch.setattr(openvino.Core, "compile_model", refuse)
+    fresh = load_any_style_model()
+    with pytest.warns(RuntimeWarning, match="unsupported instruction set.*runs on torch"):
+        result = stylize_any(fresh, photo, painting, runtime="auto")
+    assert torch.equal(result, stylize_any(fresh, photo, painting, runtime="torch"))
+    with pytest.raises(DeviceError, match="unsupported instruction set.*--runtime torch"):
+        stylize_any(fresh, photo, painting, runtime="openvino")

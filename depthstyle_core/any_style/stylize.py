@@ -23,7 +23,7 @@ from ..errors import InputImageError, SettingsError
 from ..images import to_rgb
 from ..models.microast import MicroAST, MicroASTParts, StyleSignals
 from ..models.padding import STRIDE
-from ..runtimes.choice import AUTO, OPENVINO, chosen_runtime, openvino_problem
+from ..runtimes.choice import AUTO, OPENVINO, chosen_runtime
 from ..stylize import (
     FRAMES,
     MAX_SCALE,
@@ -47,6 +47,7 @@ from ..tiling import (
 from ..upsample import guided_enlarge
 from ..video.hold import hold_still
 from . import DEFAULT_STYLE_SIZE
+from .runtime import network_parts
 from .signals import Paintings, own_signals, style_signals
 from .strength import check_fraction, pixel_amount, signal_amount, strength_map
 from .styled_pass import Stats, StyledPass
@@ -223,11 +224,12 @@ def _prepare(
     )
     if strength == 0 or (amount is not None and not bool(amount.any())):
         return None
-    net = runnable(model, run_device, channels_last=not on_openvino)
+    compiled = network_parts(model, runtime) if on_openvino else None
+    net = runnable(model, run_device, channels_last=compiled is None)
     dtype = PRECISIONS[precision] if run_device.type == "cuda" else torch.float32
     was_training = net.training
     net.train(False)
-    parts = openvino_parts(model) if on_openvino else net
+    parts = compiled or net
     with torch.no_grad():
         painting = style_signals(
             parts, style, style_weights=style_weights, style_size=style_size, device=run_device
@@ -257,26 +259,6 @@ def _prepare(
         work_size,
         was_training,
     )
-
-
-def openvino_parts(model: MicroAST) -> MicroASTParts:
-    """``model``'s parts compiled for OpenVINO (once per network and weights; openvino is imported only
-    here, as it is optional)."""
-    from ..runtimes.openvino_parts import openvino_microast
-
-    return openvino_microast(model)
-
-
-def release_runtime_memory(model: MicroAST) -> None:
-    """Let go of the working memory OpenVINO holds for ``model`` between calls (a host such as ComfyUI
-    calls this when its work is done); nothing happens when the model never ran there."""
-    if openvino_problem() is not None:
-        return
-    from ..runtimes.openvino_parts import compiled_microast
-
-    compiled = compiled_microast(model)
-    if compiled is not None:
-        compiled.release_memory()
 
 
 def runnable(model: MicroAST, device: torch.device, channels_last: bool = True) -> MicroAST:
