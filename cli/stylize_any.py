@@ -111,6 +111,7 @@ def stylize_any_command(args: argparse.Namespace) -> int:
 
     from ..depthstyle_core.any_style.model_file import load_any_style_model
     from ..depthstyle_core.any_style.signals import style_signals
+    from ..depthstyle_core.any_style.stylize import runnable
     from ..depthstyle_core.images import load_image
 
     if args.style_weights is not None and len(args.style_weights) != len(args.style):
@@ -134,6 +135,7 @@ def stylize_any_command(args: argparse.Namespace) -> int:
     paintings = [load_image(path) for path in args.style]
     maps = None if args.depth_map is None else paired_depth_maps(args.depth_map, stills)
     model = load_any_style_model(args.any_model, args.device, model_dirs=[args.models_dir / "any_style"])
+    model = runnable(model, torch.device(args.device))  # once here, not a copy for every photo
     estimator = None if maps is not None else _depth_estimator(args)
     size = DEFAULT_STYLE_SIZE if args.style_size is None else args.style_size
     with torch.inference_mode():

@@ -231,3 +231,12 @@ def test_when_openvino_cannot_compile_auto_warns_and_paints_on_torch(monkeypatch
     assert torch.equal(result, stylize_any(fresh, photo, painting, runtime="torch"))
     with pytest.raises(DeviceError, match="unsupported instruction set.*--runtime torch"):
         stylize_any(fresh, photo, painting, runtime="openvino")
+
+
+def test_a_channels_last_network_compiles_to_the_same_graph(model, photo, painting):
+    """The command line and ComfyUI hold the network channels-last; its weights read the same."""
+    prepared = load_any_style_model().to(memory_format=torch.channels_last)
+    with torch.inference_mode():
+        expected = stylize_any(model, photo, painting, runtime="torch")
+        found = stylize_any(prepared, photo, painting, runtime="openvino")
+    assert largest_difference(expected, found) < ONE_LEVEL / 10
