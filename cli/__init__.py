@@ -77,9 +77,8 @@ def _chosen_device(args: argparse.Namespace) -> str:
     from ..depthstyle_core.devices import AUTO, check_device, resolve_device
 
     chosen = resolve_device(args.device) if args.device == AUTO else check_device(args.device)
-    runtime_of = getattr(args, "runtime_of", None)
-    how = [runtime_of(args, chosen)] if runtime_of is not None else []
-    how = [name for name in how if name is not None]
+    runtime = args.runtime_of(args, chosen) if hasattr(args, "runtime_of") else None
+    how = [runtime] if runtime is not None else []
     if args.device == AUTO:
         how.append("--device auto")
     if how:

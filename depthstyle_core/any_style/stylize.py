@@ -337,12 +337,12 @@ class _Job:
 
     def network_input(self, start: int) -> Tensor:
         """The chunk at ``start`` on the device at the working size, with its strength map as a fourth
-        channel if any."""
+        channel if any; channels-last for torch (another runtime takes the plain layout)."""
         chunk = self.content[start : start + self.chunk_size]
         if self.amount is not None:
             chunk = torch.cat([chunk, self.amount[start : start + self.chunk_size].to(chunk.device)], dim=1)
         chunk = resize_images(chunk.to(self.device), self.work_size).clamp(0, 1)
-        return chunk.contiguous(memory_format=torch.channels_last)
+        return chunk.contiguous(memory_format=torch.channels_last) if self.parts is self.net else chunk
 
     def full_size(self, styled: Tensor, small: Tensor, start: int, end: int) -> Tensor:
         """The network's result for photos ``start:end`` (painted on ``small``, their working-size copies)
